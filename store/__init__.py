@@ -1,1 +1,1 @@
-"""store."""
+"""Database state: tenant config, ledger connections, bindings, dead letters (SQLAlchemy 2)."""
