@@ -103,6 +103,7 @@ class PostingPolicy(Model):
     )
     invoice_number_template: str | None = Field(None, description="None: the ledger numbers it")
     due_days: int = Field(0, ge=0, le=365)
+    timezone: str = Field("UTC", description="IANA zone for document dates and daily summaries")
 
 
 class TenantConfig(Model):
