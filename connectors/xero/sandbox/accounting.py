@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +21,7 @@ from connectors.xero.sandbox.documents import (
 )
 from connectors.xero.sandbox.payments import allocate_credit, apply_payment
 from connectors.xero.sandbox.queries import QueryError, paginate, select
-from connectors.xero.sandbox.state import Org, SandboxState
+from connectors.xero.sandbox.state import AccessToken, Org, SandboxState
 from connectors.xero.sandbox.wire import ms_date, problem, respond, validation_envelope
 
 API = "/api.xro/2.0"
@@ -31,16 +33,31 @@ class PostDataInvalid(ValueError):
     """The body is not the JSON Xero expects (Xero: PostDataInvalidException)."""
 
 
+@dataclass
+class ApiCall:
+    """What the gateway established about the call being handled."""
+
+    state: SandboxState
+    org: Org
+    access: AccessToken
+    body: Any = None
+
+
+CALL: ContextVar[ApiCall] = ContextVar("xero_sandbox_call")
+
+
 def _ctx(request: web.Request) -> tuple[SandboxState, Org]:
-    return request["state"], request["org"]
+    call = CALL.get()
+    return call.state, call.org
 
 
 def _envelope(request: web.Request, key: str, items: list[Any],
               pagination: dict[str, int] | None = None) -> dict[str, Any]:
-    state: SandboxState = request["state"]
+    call = CALL.get()
+    state = call.state
     body: dict[str, Any] = {
         "Id": str(uuid.uuid4()), "Status": "OK",
-        "ProviderName": state.clients[request["access"].client_id].name,
+        "ProviderName": state.clients[call.access.client_id].name,
         "DateTimeUTC": ms_date(state.now()),
     }
     if pagination is not None:
@@ -67,7 +84,7 @@ def post_data_error(message: str) -> web.Response:
 
 
 def _elements(request: web.Request, key: str, single_marker: str) -> list[Any]:
-    body = request["body"]
+    body = CALL.get().body
     if isinstance(body, dict) and isinstance(body.get(key), list):
         return body[key]
     if isinstance(body, dict) and single_marker in body:

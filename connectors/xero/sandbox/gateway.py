@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.xero.sandbox.accounting import API, post_data_error
+from connectors.xero.sandbox.accounting import API, CALL, ApiCall, post_data_error
 from connectors.xero.sandbox.faults import Fault
 from connectors.xero.sandbox.idempotency import MAX_KEY_LENGTH, fingerprint
 from connectors.xero.sandbox.oauth import STATE_KEY, unauthorized
@@ -70,7 +70,7 @@ async def _keyed(state: SandboxState, request: web.Request, raw: bytes, handler:
             reply.headers["Idempotent-Replayed"] = "true"
             return reply
     try:
-        request["body"] = loads(raw) if raw else None
+        CALL.get().body = loads(raw) if raw else None
         response = await handler(request)
     except (json.JSONDecodeError, UnicodeDecodeError):
         response = post_data_error("The request body is not valid JSON.")
@@ -106,7 +106,7 @@ async def api_gateway(request: web.Request, handler: Handler) -> web.StreamRespo
             headers["Retry-After"] = str(refusal.retry_after)
         return respond(problem(429, "Too Many Requests", "Rate limit exceeded"), 429, headers)
     state.api_calls[tenant] += 1
-    request["access"] = access
+    CALL.set(ApiCall(state, state.orgs[tenant], access))
     try:
         response = await _admitted(state, request, handler, tenant, app_id)
     finally:
@@ -117,7 +117,6 @@ async def api_gateway(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def _admitted(state: SandboxState, request: web.Request, handler: Handler, tenant: str,
                     app_id: str) -> web.StreamResponse:
-    request["state"], request["org"] = state, state.orgs[tenant]
     raw = await request.read()
     entry = _log(state, request, tenant, raw)
     fault = state.faults.take("api", request.method, request.path)
