@@ -1,0 +1,122 @@
+"""Bindings: (tenant, ledger, source_id) → the ledger's document id, written as soon as a post succeeds.
+
+A row with `external_id` NULL is a *pending intent*: a create for that source was sent (or
+was about to be sent) and its outcome is unknown. Connectors write it before the HTTP call
+and look for the document in the ledger before creating it again (see the Xero connector).
+`record()` turns an intent into a binding; an existing binding is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import String, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from store.base import Base, UTCDateTime, utcnow
+
+
+class Binding(Base):
+    __tablename__ = "bindings"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ledger: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def bound(self) -> bool:
+        return self.external_id is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"Binding({self.tenant_id!r}, {self.ledger!r}, {self.source_id!r} -> {self.external_id!r}, "
+            f"kind={self.kind!r})"
+        )
+
+
+def get(session: Session, tenant_id: str, ledger: str, source_id: str) -> Binding | None:
+    """The row for one source, bound or pending (check `.bound`)."""
+    return session.get(Binding, (tenant_id, ledger, source_id))
+
+
+def get_many(session: Session, tenant_id: str, ledger: str, source_ids: Iterable[str]) -> dict[str, Binding]:
+    ids = sorted(set(source_ids))
+    found: dict[str, Binding] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = session.scalars(
+            select(Binding).where(
+                Binding.tenant_id == tenant_id, Binding.ledger == ledger, Binding.source_id.in_(chunk)
+            )
+        )
+        found.update({row.source_id: row for row in rows})
+    return found
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def record(
+    session: Session,
+    *,
+    tenant_id: str,
+    ledger: str,
+    source_id: str,
+    external_id: str,
+    kind: str,
+    idempotency_key: str,
+) -> Binding:
+    """Bind `source_id` to `external_id`; a pending intent is completed, an existing binding kept.
+
+    Returns the stored row (whose external_id may differ if someone else bound it first).
+    The caller commits.
+    """
+    values = {
+        "tenant_id": tenant_id,
+        "ledger": ledger,
+        "source_id": source_id,
+        "external_id": external_id,
+        "kind": kind,
+        "idempotency_key": idempotency_key,
+        "created_at": utcnow(),
+    }
+    session.execute(_insert(session)(Binding).values(**values).on_conflict_do_nothing())
+    session.execute(
+        update(Binding)
+        .where(
+            Binding.tenant_id == tenant_id,
+            Binding.ledger == ledger,
+            Binding.source_id == source_id,
+            Binding.external_id.is_(None),
+        )
+        .values(external_id=external_id, kind=kind, idempotency_key=idempotency_key)
+    )
+    row = session.get(Binding, (tenant_id, ledger, source_id), populate_existing=True)
+    assert row is not None
+    return row
+
+
+def record_intent(
+    session: Session, *, tenant_id: str, ledger: str, source_id: str, kind: str, idempotency_key: str
+) -> None:
+    """Note that a create for `source_id` is about to be sent (no-op if a row exists). Caller commits."""
+    session.execute(
+        _insert(session)(Binding)
+        .values(
+            tenant_id=tenant_id,
+            ledger=ledger,
+            source_id=source_id,
+            external_id=None,
+            kind=kind,
+            idempotency_key=idempotency_key,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+    )
