@@ -104,8 +104,12 @@ def _batch(request: web.Request, key: str, id_field: str | None, single_marker: 
     for raw in elements:
         wire, errors = process(raw)
         if errors:
-            echo = dict(wire) | {"HasErrors": True, "StatusAttributeString": "ERROR",
+            echo = dict(wire) | {"StatusAttributeString": "ERROR",
                                  "ValidationErrors": [{"Message": m} for m in errors]}
+            if key in ("Invoices", "CreditNotes"):
+                echo["HasErrors"] = True
+            elif key in ("Contacts", "Payments"):
+                echo["HasValidationErrors"] = True
             if id_field and not echo.get(id_field):
                 echo[id_field] = ZERO_ID
             results.append(echo)
