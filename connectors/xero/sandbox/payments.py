@@ -15,7 +15,7 @@ from connectors.xero.sandbox.wire import ms_date, parse_date
 
 def _amount(raw: dict[str, Any], errors: list[str]) -> Decimal | None:
     value = raw.get("Amount")
-    if not isinstance(value, Decimal | int | float):
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
         errors.append("Amount must be specified.")
         return None
     amount = round2(Decimal(str(value)))
