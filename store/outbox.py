@@ -52,6 +52,7 @@ async def publish_pending(sessions: sessionmaker[Session], send: Send, *, batch_
     Each batch is one transaction whose rows are locked (`FOR UPDATE` on PostgreSQL), so two
     relays never interleave and per-key order is kept. If `send` raises, the rows sent before
     it stay marked, the error propagates, and the next call resumes at the failed row.
+    The database calls are synchronous (short, indexed); only `send` is awaited.
     """
     sent = 0
     while True:

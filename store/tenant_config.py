@@ -344,8 +344,10 @@ def apply(
     """Store `config` as the tenant's next version if it differs from the current one.
 
     Writes the tenant, the version and the outbox message in the caller's transaction
-    (flushes, never commits): `with sessions.begin() as s: apply(s, ...)`. `check`
-    problems raise `ConfigError` before anything is written. `config.version` is ignored.
+    (flushes, never commits): `with sessions.begin() as s: apply(s, ...)`. `check` runs on
+    every call, unchanged configs included; its problems raise `ConfigError` before anything
+    is written. `config.version` is ignored. The tenant row is locked (`FOR UPDATE` on
+    PostgreSQL) so concurrent applies to one tenant number their versions one after another.
     """
     if check is not None and (problems := list(check(config))):
         raise ConfigError(problems)
