@@ -188,3 +188,23 @@ def captured(amount: str, n: int = 6, gateway: str = "stripe", fee: str | None =
 @pytest.fixture
 def config() -> TenantConfig:
     return uk_config()
+
+
+def run(config: TenantConfig, *events: Any) -> list[Any]:
+    """Apply events in order, threading the state; returns every Decision."""
+    from accounting.engine import apply
+
+    state, out = None, []
+    for event in events:
+        decision = apply(state, event, config)
+        state = decision.state
+        out.append(decision)
+    return out
+
+
+def rows(command: Any) -> list[tuple[str, str, str, str, str]]:
+    """(line_ref, account, tax code, line amount, tax) per document line, as strings."""
+    return [
+        (ln.line_ref, ln.account_code, ln.tax_code, str(ln.line_amount), str(ln.tax_amount))
+        for ln in command.document.lines
+    ]
