@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import String, select, update
+from sqlalchemy import String, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -120,3 +120,17 @@ def record_intent(
         )
         .on_conflict_do_nothing()
     )
+
+
+def forget_intents(session: Session, tenant_id: str, ledger: str, source_ids: Iterable[str]) -> None:
+    """Drop pending intents (never bindings) of creates known to have failed. Caller commits."""
+    ids = list(source_ids)
+    if ids:
+        session.execute(
+            delete(Binding).where(
+                Binding.tenant_id == tenant_id,
+                Binding.ledger == ledger,
+                Binding.source_id.in_(ids),
+                Binding.external_id.is_(None),
+            )
+        )

@@ -1,0 +1,638 @@
+"""`XeroConnector`: the `LedgerConnector` for Xero (binder + orchestration over client and mapper).
+
+post(tenant_id, commands), for ≤ 50 commands of one tenant, in this order:
+  1. load the bindings of every source id (and of referenced invoices); bound → already_bound;
+  2. recover pending intents (see below) by searching Xero;
+  3. resolve contacts: in-memory cache per tenant → find by email → by name → create;
+  4. invoices and sales receipts: ONE `PUT /Invoices?summarizeErrors=false` (Idempotency-Key =
+     sha256 of the sorted member keys); each OK element is bound (committed) at once;
+  5. payments settling sales receipts (Xero has no sales receipt, see mapper);
+  6. credit notes: one `PUT /CreditNotes`, then an allocation per credit note against the
+     invoice bound to `invoice_source_id` (missing → NotFound("invoice not posted yet"));
+  7. payments: one `PUT /Payments` against bound invoices (missing → NotFound as above).
+Per-element rejections become results; whole-call errors (429, 5xx, transport, auth) are raised.
+
+Crash safety (a crash after Xero created a document and before its binding was written)
+-------------------------------------------------------------------------------------
+Xero has no external-id field, and the Idempotency-Key only replays within 6 minutes and only
+for the identical batch. So before every create the connector writes a *pending intent* row
+(`store.bindings.record_intent`: the binding row with `external_id` NULL) and commits. A
+command whose row is pending when it is posted again may already exist in Xero: the connector
+searches for it (`GET /Invoices|CreditNotes|Payments?where=Reference=="…"`) and binds the
+match instead of creating. A match is: same Reference, same type, same currency and total
+(invoice number too when the command sets one; for payments: same invoice and amount), not
+DELETED/VOIDED. Commands never attempted cost no search; a failed element (ValidationErrors:
+not created) drops its intent. This relies on enrichment giving each document a Reference
+that identifies its source (the tenant's template includes the order number); the
+Idempotency-Key still covers an immediate replay of the same batch.
+
+401 → the access token is refreshed once (unless another worker already did) and the call is
+repeated once with the same Idempotency-Key. 403 → the connection is marked
+`needs_reconnect` and AuthRevoked raised. A daily-limit 429 sets `day_parked_until`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.errors import (
+    AuthRevoked,
+    LedgerError,
+    NotFound,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from connectors.protocol import PostResult, Quota
+from connectors.xero import mapper
+from connectors.xero.client import Auth, XeroClient, where_any
+from connectors.xero.tokens import TokenManager
+from connectors.xero.translate import element_messages
+from schemas.commands import (
+    ContactDetails,
+    CreateCreditNote,
+    CreateInvoice,
+    CreatePayment,
+    CreateSalesReceipt,
+    PostingCommand,
+    UpsertContact,
+)
+from schemas.ledger import LedgerAccount, LedgerTaxRate
+from store import bindings, connections
+from store.base import utcnow
+
+log = logging.getLogger(__name__)
+LEDGER = "xero"
+T = TypeVar("T")
+SEARCH_CHUNK = 10  # references per `where` clause (keeps URLs short)
+DEAD = {"DELETED", "VOIDED"}
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _failed(element: dict[str, Any]) -> bool:
+    return bool(element.get("HasErrors")) or element.get("StatusAttributeString") == "ERROR"
+
+
+def _rejected(element: dict[str, Any], what: str) -> Rejected:
+    messages = tuple(element_messages(element)) or (f"Xero rejected the {what}",)
+    return Rejected(messages[0], messages=messages, status=200, body=element)
+
+
+def _dec(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except ArithmeticError:
+        return None
+
+
+class _TenantCalls:
+    """Auth for one post(): token from the TokenManager, one forced refresh on a 401."""
+
+    def __init__(self, connector: XeroConnector, tenant_id: str) -> None:
+        self.connector = connector
+        self.tenant_id = tenant_id
+        self.auth: Auth | None = None
+        self.refreshed = False
+
+    async def __call__(self, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        tokens = self.connector.tokens
+        if self.auth is None:
+            token, org = await tokens.access_token(self.tenant_id)
+            self.auth = Auth(token, org)
+            self.connector._orgs[self.tenant_id] = org
+        try:
+            try:
+                return await fn(self.auth, *args, **kw)
+            except Transient as exc:
+                if exc.status != 401 or self.refreshed:
+                    raise
+                self.refreshed = True
+                token, org = await tokens.refresh(self.tenant_id, stale_token=self.auth.access_token)
+                self.auth = Auth(token, org)
+                return await fn(self.auth, *args, **kw)
+        except AuthRevoked as exc:
+            if exc.status == 403:
+                await self.connector._mark(self.tenant_id, status="needs_reconnect", error=exc.message)
+            raise
+        except RateLimited as exc:
+            if exc.scope == "day" and exc.retry_after:
+                until = utcnow() + timedelta(seconds=exc.retry_after)
+                await self.connector._mark(self.tenant_id, parked_until=until)
+            raise
+
+
+class XeroConnector:
+    ledger = LEDGER
+    max_batch = 50
+
+    def __init__(
+        self,
+        client: XeroClient,
+        tokens: TokenManager,
+        sessions: sessionmaker[Session],
+        *,
+        use_item_codes: bool = False,
+    ) -> None:
+        self.client = client
+        self.tokens = tokens
+        self.sessions = sessions
+        self.use_item_codes = use_item_codes
+        self._contacts: dict[str, dict[str, str]] = {}
+        self._orgs: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return "XeroConnector()"
+
+    # ------------------------------------------------------------ protocol
+
+    def quota(self, tenant_id: str) -> Quota:
+        org = self._orgs.get(tenant_id)
+        return self.client.quota(org) if org else Quota()
+
+    async def tax_rates(self, tenant_id: str) -> list[LedgerTaxRate]:
+        rows = await _TenantCalls(self, tenant_id)(self.client.tax_rates)
+        out = []
+        for row in rows:
+            rate = _dec(row.get("EffectiveRate", row.get("DisplayTaxRate"))) or Decimal(0)
+            out.append(
+                LedgerTaxRate(
+                    code=row["TaxType"],
+                    name=row.get("Name") or row["TaxType"],
+                    rate=rate.quantize(Decimal("0.0001")),
+                    active=row.get("Status", "ACTIVE") == "ACTIVE",
+                )
+            )
+        return out
+
+    async def accounts(self, tenant_id: str) -> list[LedgerAccount]:
+        rows = await _TenantCalls(self, tenant_id)(self.client.accounts)
+        return [
+            LedgerAccount(
+                code=row["Code"],
+                name=row.get("Name") or row["Code"],
+                type=row.get("Type", ""),
+                active=row.get("Status", "ACTIVE") == "ACTIVE",
+                accepts_payments=bool(row.get("EnablePaymentsToAccount")) or row.get("Type") == "BANK",
+            )
+            for row in rows
+            if row.get("Code")
+        ]
+
+    async def post(self, tenant_id: str, commands: Sequence[PostingCommand]) -> list[PostResult]:
+        if not commands:
+            return []
+        if len(commands) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} commands per post, got {len(commands)}")
+        for cmd in commands:
+            if cmd.tenant_id != tenant_id or cmd.ledger != LEDGER:
+                raise ValueError(f"command {cmd.source_id} is not for xero tenant {tenant_id}")
+        return await _Post(self, tenant_id, list(commands)).run()
+
+    # ------------------------------------------------------------ DB helpers (sync, in threads)
+
+    async def _db(self, fn: Callable[[Session], T]) -> T:
+        def work() -> T:
+            with self.sessions() as session:
+                result = fn(session)
+                session.commit()
+                return result
+
+        return await asyncio.to_thread(work)
+
+    async def _mark(
+        self,
+        tenant_id: str,
+        *,
+        status: connections.ConnectionStatus | None = None,
+        error: str | None = None,
+        parked_until: datetime | None = None,
+        success: bool = False,
+    ) -> None:
+        def work(session: Session) -> None:
+            row = connections.get(session, tenant_id, LEDGER)
+            if row is None:
+                return
+            if status is not None:
+                connections.mark(session, row, status, error)
+            if parked_until is not None:
+                row.day_parked_until = parked_until
+            if success:
+                row.last_success_at = utcnow()
+
+        await self._db(work)
+
+
+class _Post:
+    """One post() call: its results, bindings and contacts."""
+
+    def __init__(self, connector: XeroConnector, tenant_id: str, commands: list[PostingCommand]) -> None:
+        self.c = connector
+        self.client = connector.client
+        self.tenant_id = tenant_id
+        self.commands = commands
+        self.call = _TenantCalls(connector, tenant_id)
+        self.results: dict[int, PostResult] = {}
+        self.bound: dict[str, str] = {}  # source id → external id
+        self.pending: set[str] = set()  # source ids with an intent row (maybe created in Xero)
+        self.contacts: dict[int, str] = {}
+
+    # ------------------------------------------------------------ bindings
+
+    async def _load_bindings(self, source_ids: set[str]) -> None:
+        rows = await self.c._db(lambda s: bindings.get_many(s, self.tenant_id, LEDGER, source_ids))
+        for sid, row in rows.items():
+            if row.bound:
+                self.bound[sid] = row.external_id  # type: ignore[assignment]
+                self.pending.discard(sid)
+            else:
+                self.pending.add(sid)
+
+    async def _intents(self, members: list[tuple[str, str, str]]) -> None:
+        """(source_id, kind, idempotency_key) of creates about to be sent; committed before the call."""
+
+        def work(session: Session) -> None:
+            for sid, kind, key in members:
+                bindings.record_intent(
+                    session,
+                    tenant_id=self.tenant_id,
+                    ledger=LEDGER,
+                    source_id=sid,
+                    kind=kind,
+                    idempotency_key=key,
+                )
+
+        await self.c._db(work)
+
+    async def _bind(self, sid: str, external_id: str, kind: str, key: str) -> str:
+        row = await self.c._db(
+            lambda s: bindings.record(
+                s,
+                tenant_id=self.tenant_id,
+                ledger=LEDGER,
+                source_id=sid,
+                external_id=external_id,
+                kind=kind,
+                idempotency_key=key,
+            )
+        )
+        stored = row.external_id or external_id
+        self.bound[sid] = stored
+        self.pending.discard(sid)
+        return stored
+
+    async def _forget(self, sids: list[str]) -> None:
+        if sids:
+            await self.c._db(lambda s: bindings.forget_intents(s, self.tenant_id, LEDGER, sids))
+            self.pending.difference_update(sids)
+
+    def _result(self, i: int, **kw: Any) -> None:
+        self.results[i] = PostResult(self.commands[i].idempotency_key, **kw)
+
+    # ------------------------------------------------------------ run
+
+    async def run(self) -> list[PostResult]:
+        receipts_payments: dict[int, CreatePayment] = {
+            i: mapper.receipt_payment(cmd)
+            for i, cmd in enumerate(self.commands)
+            if isinstance(cmd, CreateSalesReceipt)
+        }
+        wanted = {cmd.source_id for cmd in self.commands}
+        wanted |= {p.source_id for p in receipts_payments.values()}
+        wanted |= {
+            cmd.invoice_source_id
+            for cmd in self.commands
+            if isinstance(cmd, CreateCreditNote | CreatePayment)
+        }
+        await self._load_bindings(wanted)
+
+        todo: list[int] = []
+        for i, cmd in enumerate(self.commands):
+            if cmd.source_id in self.bound:
+                if i in receipts_payments and receipts_payments[i].source_id not in self.bound:
+                    continue  # invoice exists, its settling payment still to do (step 5)
+                self._result(i, external_id=self.bound[cmd.source_id], already_bound=True)
+            else:
+                todo.append(i)
+
+        await self._recover([i for i in todo if self.commands[i].source_id in self.pending])
+        todo = [i for i in todo if i not in self.results and self.commands[i].source_id not in self.bound]
+        in_batch = {c.source_id for c in self.commands if isinstance(c, CreateInvoice | CreateSalesReceipt)}
+        for i in todo:  # credit notes for invoices neither bound nor in this batch: no contact lookups
+            cmd = self.commands[i]
+            if (
+                isinstance(cmd, CreateCreditNote)
+                and cmd.invoice_source_id not in self.bound.keys() | in_batch
+            ):
+                self._result(i, error=NotFound(f"invoice not posted yet: {cmd.invoice_source_id}"))
+        todo = [i for i in todo if i not in self.results]
+
+        await self._contacts([i for i in todo if not isinstance(self.commands[i], CreatePayment)])
+        await self._invoices(
+            [i for i in todo if isinstance(self.commands[i], CreateInvoice | CreateSalesReceipt)]
+        )
+        await self._receipt_payments(receipts_payments)
+        await self._credit_notes([i for i in todo if isinstance(self.commands[i], CreateCreditNote)])
+        payments = {i: self.commands[i] for i in todo if isinstance(self.commands[i], CreatePayment)}
+        await self._payments(payments)  # type: ignore[arg-type]
+
+        if self.call.auth is not None:
+            await self.c._mark(self.tenant_id, success=True)
+        missing = [i for i in range(len(self.commands)) if i not in self.results]
+        if missing:  # defensive: every branch above sets a result
+            raise Transient(f"internal: no result for commands {missing}")
+        return [self.results[i] for i in range(len(self.commands))]
+
+    # ------------------------------------------------------------ recovery of pending intents
+
+    async def _search(
+        self, fetch: Callable[..., Awaitable[list[dict[str, Any]]]], refs: list[str]
+    ) -> list[dict]:
+        found: list[dict[str, Any]] = []
+        unique = sorted(set(refs))
+        for start in range(0, len(unique), SEARCH_CHUNK):
+            found += await self.call(
+                fetch, where=where_any("Reference", unique[start : start + SEARCH_CHUNK])
+            )
+        return found
+
+    async def _recover(self, idx: list[int]) -> None:
+        """Bind documents that a previous attempt created in Xero but never bound (payments: `_payments`)."""
+        invoices = [i for i in idx if isinstance(self.commands[i], CreateInvoice | CreateSalesReceipt)]
+        notes = [i for i in idx if isinstance(self.commands[i], CreateCreditNote)]
+        if invoices:
+            found = await self._search(
+                self.client.get_invoices, [self.commands[i].document.reference for i in invoices]
+            )
+            for i in invoices:
+                await self._match_document(i, found, "InvoiceID", "InvoiceNumber", "ACCREC")
+        if notes:
+            found = await self._search(
+                self.client.get_credit_notes, [self.commands[i].document.reference for i in notes]
+            )
+            for i in notes:
+                await self._match_document(i, found, "CreditNoteID", "CreditNoteNumber", "ACCRECCREDIT")
+
+    async def _match_document(
+        self, i: int, found: list[dict[str, Any]], id_key: str, number_key: str, typ: str
+    ) -> None:
+        cmd = self.commands[i]
+        doc = cmd.document  # type: ignore[union-attr]
+        for el in found:
+            if (
+                el.get("Type") == typ
+                and el.get("Reference") == doc.reference
+                and el.get("CurrencyCode") == doc.currency
+                and _dec(el.get("Total")) == doc.total
+                and el.get("Status") not in DEAD
+                and (not doc.number or el.get(number_key) == doc.number)
+            ):
+                log.info("xero: recovered %s %s for %s", typ, el[id_key], cmd.source_id)
+                if isinstance(cmd, CreateCreditNote):
+                    await self._allocate_and_bind(i, el[id_key], el)
+                else:
+                    await self._bind(cmd.source_id, el[id_key], cmd.kind, cmd.idempotency_key)
+                    if not isinstance(cmd, CreateSalesReceipt):
+                        self._result(i, external_id=el[id_key], already_bound=True)
+                return
+
+    # ------------------------------------------------------------ contacts
+
+    async def _contact_id(self, details: ContactDetails) -> str:
+        cache = self.c._contacts.setdefault(self.tenant_id, {})
+        keys = ([f"email:{details.email.lower()}"] if details.email else []) + [
+            f"name:{details.name.lower()}"
+        ]
+        for key in keys:
+            if key in cache:
+                return cache[key]
+        found = None
+        if details.email:
+            found = await self.call(self.client.find_contact, email=details.email)
+        if found is None:
+            found = await self.call(self.client.find_contact, name=details.name)
+        if found is None:
+            element = mapper.contact(details)
+            key = _sha(self.tenant_id, "contact", details.name, details.email or "")
+            created = await self.call(self.client.create_contacts, [element], key)
+            if not created or _failed(created[0]):
+                raise _rejected(created[0] if created else {}, "contact")
+            found = created[0]
+        contact_id = found["ContactID"]
+        for key in keys:
+            cache[key] = contact_id
+        return contact_id
+
+    async def _contacts(self, idx: list[int]) -> None:
+        for i in idx:
+            cmd = self.commands[i]
+            details = cmd.contact if isinstance(cmd, UpsertContact) else cmd.document.contact  # type: ignore[union-attr]
+            try:
+                self.contacts[i] = await self._contact_id(details)
+            except Rejected as exc:
+                self._result(i, error=exc)
+                continue
+            if isinstance(cmd, UpsertContact):
+                stored = await self._bind(cmd.source_id, self.contacts[i], cmd.kind, cmd.idempotency_key)
+                self._result(i, external_id=stored)
+
+    # ------------------------------------------------------------ invoices and receipts
+
+    async def _invoices(self, idx: list[int]) -> None:
+        idx = [i for i in idx if i not in self.results]
+        if not idx:
+            return
+        elements = [
+            mapper.invoice(self.commands[i], self.contacts[i], use_item_codes=self.c.use_item_codes)  # type: ignore[arg-type]
+            for i in idx
+        ]
+        await self._create_batch(
+            idx, elements, self.client.create_invoices, "invoices", "InvoiceID", "invoice", self._invoice_ok
+        )
+
+    async def _invoice_ok(self, i: int, element: dict[str, Any]) -> None:
+        cmd = self.commands[i]
+        stored = await self._bind(cmd.source_id, element["InvoiceID"], cmd.kind, cmd.idempotency_key)
+        if not isinstance(cmd, CreateSalesReceipt):  # receipts finish after their payment
+            self._result(i, external_id=stored)
+
+    async def _create_batch(
+        self,
+        idx: list[int],
+        elements: list[dict[str, Any]],
+        create: Callable[..., Awaitable[list[dict[str, Any]]]],
+        operation: str,
+        id_key: str,
+        what: str,
+        on_ok: Callable[[int, dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        cmds = [self.commands[i] for i in idx]
+        await self._intents([(c.source_id, c.kind, c.idempotency_key) for c in cmds])
+        key = mapper.batch_key([c.idempotency_key for c in cmds], operation)
+        try:
+            created = await self.call(create, elements, key)
+        except Rejected as exc:  # a whole-request 400: every member carries it; intents kept
+            for i in idx:
+                self._result(i, error=exc)
+            return
+        if len(created) != len(elements):
+            raise Transient(f"Xero returned {len(created)} {operation} for {len(elements)} sent")
+        failed: list[str] = []
+        for i, element in zip(idx, created, strict=True):
+            if _failed(element) or not element.get(id_key):
+                self._result(i, error=_rejected(element, what))
+                failed.append(self.commands[i].source_id)
+            else:
+                await on_ok(i, element)
+        await self._forget(failed)
+
+    async def _receipt_payments(self, receipts: dict[int, CreatePayment]) -> None:
+        todo = {
+            i: p
+            for i, p in receipts.items()
+            if i not in self.results and self.commands[i].source_id in self.bound
+        }
+        if not todo:
+            return
+        outcome = await self._payments(todo, record=False)
+        for i, result in outcome.items():
+            invoice_id = self.bound[self.commands[i].source_id]
+            if result.error is not None:
+                self._result(i, external_id=invoice_id, error=result.error)
+            else:
+                self._result(i, external_id=invoice_id, already_bound=result.already_bound)
+
+    # ------------------------------------------------------------ credit notes
+
+    async def _credit_notes(self, idx: list[int]) -> None:
+        ready: list[int] = []
+        for i in idx:
+            if i in self.results:
+                continue
+            cmd = self.commands[i]
+            assert isinstance(cmd, CreateCreditNote)
+            if cmd.invoice_source_id not in self.bound:
+                self._result(i, error=NotFound(f"invoice not posted yet: {cmd.invoice_source_id}"))
+            else:
+                ready.append(i)
+        if not ready:
+            return
+        elements = [
+            mapper.credit_note(self.commands[i], self.contacts[i], use_item_codes=self.c.use_item_codes)  # type: ignore[arg-type]
+            for i in ready
+        ]
+        await self._create_batch(
+            ready,
+            elements,
+            self.client.create_credit_notes,
+            "credit_notes",
+            "CreditNoteID",
+            "credit note",
+            lambda i, el: self._allocate_and_bind(i, el["CreditNoteID"], el),
+        )
+
+    async def _allocate_and_bind(self, i: int, credit_note_id: str, element: dict[str, Any]) -> None:
+        """Allocate (authorised notes, allocate > 0, not yet allocated to that invoice), then bind."""
+        cmd = self.commands[i]
+        assert isinstance(cmd, CreateCreditNote)
+        invoice_id = self.bound.get(cmd.invoice_source_id)
+        error: LedgerError | None = None
+        done = any(
+            (a.get("Invoice") or {}).get("InvoiceID") == invoice_id for a in element.get("Allocations") or ()
+        )
+        if invoice_id and cmd.status == "authorised" and cmd.allocate > 0 and not done:
+            key = _sha(cmd.idempotency_key, "allocation")
+            try:
+                allocated = await self.call(
+                    self.client.allocate_credit_note, credit_note_id, mapper.allocation(cmd, invoice_id), key
+                )
+                if allocated and _failed(allocated[0]):
+                    error = _rejected(allocated[0], "allocation")
+            except (Rejected, NotFound) as exc:
+                error = exc
+            if error is not None:
+                error = Rejected(
+                    f"credit note {credit_note_id} created but its allocation was rejected: {error.message}",
+                    messages=getattr(error, "messages", (error.message,)),
+                    status=error.status,
+                    body=error.body,
+                )
+        stored = await self._bind(cmd.source_id, credit_note_id, cmd.kind, cmd.idempotency_key)
+        self._result(i, external_id=stored, error=error)
+
+    # ------------------------------------------------------------ payments
+
+    async def _payments(
+        self, payments: dict[int, CreatePayment], record: bool = True
+    ) -> dict[int, PostResult]:
+        """Pay bound invoices; results go to self.results (record=True) or are returned."""
+        outcome: dict[int, PostResult] = {}
+
+        def put(i: int, **kw: Any) -> None:
+            outcome[i] = PostResult(self.commands[i].idempotency_key, **kw)
+
+        todo: list[int] = []
+        recover: list[int] = []
+        for i, p in payments.items():
+            if record and i in self.results:
+                continue
+            if p.source_id in self.bound:
+                put(i, external_id=self.bound[p.source_id], already_bound=True)
+            elif p.invoice_source_id not in self.bound:
+                put(i, error=NotFound(f"invoice not posted yet: {p.invoice_source_id}"))
+            else:
+                todo.append(i)
+                if p.source_id in self.pending:
+                    recover.append(i)
+        if recover:  # a settling payment from an earlier, interrupted attempt
+            found = await self._search(self.client.get_payments, [payments[i].reference for i in recover])
+            for i in recover:
+                p = payments[i]
+                for el in found:
+                    if (
+                        (el.get("Invoice") or {}).get("InvoiceID") == self.bound[p.invoice_source_id]
+                        and _dec(el.get("Amount")) == p.amount
+                        and el.get("Status") != "DELETED"
+                    ):
+                        stored = await self._bind(p.source_id, el["PaymentID"], p.kind, p.idempotency_key)
+                        put(i, external_id=stored, already_bound=True)
+                        todo.remove(i)
+                        break
+        if todo:
+            await self._intents(
+                [(payments[i].source_id, payments[i].kind, payments[i].idempotency_key) for i in todo]
+            )
+            elements = [mapper.payment(payments[i], self.bound[payments[i].invoice_source_id]) for i in todo]
+            key = mapper.batch_key([payments[i].idempotency_key for i in todo], "payments")
+            try:
+                created = await self.call(self.client.create_payments, elements, key)
+            except Rejected as exc:
+                created = None
+                for i in todo:
+                    put(i, error=exc)
+            if created is not None:
+                if len(created) != len(elements):
+                    raise Transient(f"Xero returned {len(created)} payments for {len(elements)} sent")
+                failed = []
+                for i, el in zip(todo, created, strict=True):
+                    p = payments[i]
+                    if _failed(el) or not el.get("PaymentID"):
+                        put(i, error=_rejected(el, "payment"))
+                        failed.append(p.source_id)
+                    else:
+                        stored = await self._bind(p.source_id, el["PaymentID"], p.kind, p.idempotency_key)
+                        put(i, external_id=stored)
+                await self._forget(failed)
+        if record:
+            self.results.update(outcome)
+        return outcome
