@@ -24,6 +24,7 @@ class Reason(StrEnum):
     LEDGER_REJECTED = "ledger_rejected"
     RETRIES_EXHAUSTED = "retries_exhausted"
     NOT_FOUND = "not_found"
+    INTERNAL_ERROR = "internal_error"
 
 
 class SourcePosition(BaseModel):

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -40,3 +41,12 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (Alembic upgrade)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def open_database(url: str) -> sessionmaker[Session]:
+    """Create a SQLite file's folder if needed, migrate to head, return a session factory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    migrate(url)
+    return make_sessions(make_engine(url))

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import tenant_config
-from store.db import make_engine, make_sessions, migrate
+from store.db import open_database
 from store.outbox import pending_count, publish_pending
 from store.tenant_config import ConfigError
 
@@ -58,13 +57,12 @@ def _kafka_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def open_database(url: str) -> sessionmaker[Session]:
-    """Create the SQLite folder if needed, migrate to head, return a session factory."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    migrate(url)
-    return make_sessions(make_engine(url))
+def _config_topic() -> str:
+    """The tenant-config topic, with the deployment's topic prefix (LEDGERSTREAM_TOPIC_PREFIX)."""
+    from streams.settings import settings
+    from streams.topics import TopicNames
+
+    return TopicNames(settings().topic_prefix).tenant_config
 
 
 def _default_user() -> str:
@@ -129,7 +127,9 @@ def tenants() -> None:
 @click.option("--by", "applied_by", default=_default_user, help="Who applies it (default: $USER).")
 @click.option("--comment", "-m", default=None, help="Why: stored with the version.")
 @click.option("--publish/--no-publish", default=True, show_default=True, help="Relay the outbox to Kafka.")
-@click.option("--topic", default=tenant_config.DEFAULT_TOPIC, show_default=True, help="Config topic.")
+@click.option(
+    "--topic", default=_config_topic, show_default=tenant_config.DEFAULT_TOPIC, help="Config topic."
+)
 @_database_option
 @_kafka_options
 def apply(

@@ -120,6 +120,7 @@ def _us_tax_rates() -> list[TaxRateSeed]:
 def _accounts(sales_tax: str) -> list[AccountSeed]:
     return [
         AccountSeed(code="090", name="Business Bank Account", type="BANK", account_class="ASSET"),
+        AccountSeed(code="091", name="PayPal", type="BANK", account_class="ASSET"),
         AccountSeed(code="200", name="Sales", type="REVENUE", tax_type=sales_tax),
         AccountSeed(code="201", name="Sales Other", type="REVENUE", tax_type=sales_tax),
         AccountSeed(code="260", name="Other Revenue", type="OTHERINCOME", tax_type=sales_tax),
@@ -134,7 +135,8 @@ def _accounts(sales_tax: str) -> list[AccountSeed]:
         ),
         AccountSeed(code="620", name="Prepayments", type="CURRENT", account_class="ASSET"),
         AccountSeed(
-            code="801", name="Gift Card Liability", type="CURRLIAB", account_class="LIABILITY"
+            code="801", name="Gift Card Liability", type="CURRLIAB", account_class="LIABILITY",
+            enable_payments=True,
         ),
         AccountSeed(
             code="877", name="Payment Clearing", type="CURRENT", account_class="ASSET",

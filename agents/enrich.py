@@ -1,0 +1,91 @@
+"""Faust agents of enrichment: order events → posting commands; tenant config → table."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from accounting.state import OrderState
+from agents.enrichment import enrich
+from schemas.dead_letter import DeadLetter, SourcePosition
+from schemas.tenant import TenantConfig
+from streams.app import (
+    app,
+    command_topics,
+    dead_letter_topic,
+    metrics,
+    order_state,
+    orders_topic,
+    summaries_topic,
+    tenant_config_topic,
+    tenant_configs,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _config_for(tenant_id: str) -> TenantConfig | None:
+    raw = tenant_configs.get(tenant_id)
+    return TenantConfig.model_validate_json(raw) if raw else None
+
+
+def _state_for(order_id: str) -> OrderState | None:
+    raw = order_state.get(order_id)
+    return OrderState.model_validate_json(raw) if raw else None
+
+
+async def send_dead_letter(letter: DeadLetter) -> None:
+    key = (letter.tenant_id or "").encode()
+    await dead_letter_topic.send(key=key, value=letter.model_dump_json().encode())
+    metrics.dead_letters.labels(letter.reason_code.value).inc()
+
+
+@app.agent(orders_topic)
+async def enrich_orders(stream):  # type: ignore[no-untyped-def]
+    """Every event ends emitted, skipped, parked (in the order state) or dead-lettered."""
+    async for event in stream.events():
+        message = event.message
+        source = SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
+        result = enrich(
+            event.value,
+            source=source,
+            config_for=_config_for,
+            state_for=_state_for,
+            now=datetime.now(UTC),
+        )
+        for command in result.commands:
+            await command_topics[command.ledger].send(
+                key=command.tenant_id.encode(), value=command.model_dump_json().encode()
+            )
+            metrics.commands_emitted.labels(command.ledger, command.kind).inc()
+        for part in result.summary:
+            await summaries_topic.send(key=part.tenant_id.encode(), value=_contribution_json(part))
+        if result.state is not None and result.order_id:
+            order_state[result.order_id] = result.state.model_dump_json()
+        if result.dead_letter is not None:
+            await send_dead_letter(result.dead_letter)
+        metrics.events.labels(result.outcome.kind, result.outcome.reason_code).inc()
+        log.info("event %s: %s (%s)", message.offset, result.outcome.kind, result.outcome.reason)
+
+
+@app.agent(tenant_config_topic)
+async def load_tenant_config(stream):  # type: ignore[no-untyped-def]
+    """Materialise the compacted tenant-config topic; invalid records are dead-lettered."""
+    async for event in stream.events():
+        tenant_id = (event.key or b"").decode()
+        try:
+            config = TenantConfig.model_validate_json(event.value)
+        except ValueError as exc:
+            log.error("tenant config for %r rejected: %s", tenant_id, exc)
+            continue
+        current = _config_for(config.tenant_id)
+        if current is None or current.version <= config.version:
+            tenant_configs[config.tenant_id] = config.model_dump_json()
+            log.info("tenant %s config version %s loaded", config.tenant_id, config.version)
+
+
+def _contribution_json(part) -> bytes:  # type: ignore[no-untyped-def]
+    from dataclasses import asdict
+
+    return json.dumps(asdict(part), default=str, sort_keys=True).encode()

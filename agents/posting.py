@@ -1,0 +1,256 @@
+"""Posting one batch of commands through a ledger connector, and re-driving parked ones.
+
+Classify in the client, schedule here: the connector raises or returns errors from the
+closed tree in `connectors.errors`; this module decides retry, park or dead-letter:
+
+- minute / concurrent / app 429 and transient failures: retry the same batch (same
+  idempotency keys) after `Retry-After` or a jittered backoff, up to `max_attempts`;
+  then every unposted command is dead-lettered (`retries_exhausted`);
+- day-limit 429: the tenant's commands are parked until the window resets; others flow;
+- revoked authorisation / no connection: parked until the tenant reconnects;
+- a credit note or payment whose invoice isn't bound yet: parked until the binding exists;
+- a rejected document: dead-lettered with the ledger's own messages.
+No command is lost and no command ends in two states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+from tenacity import RetryCallState, wait_random_exponential
+
+from agents import dead_letters
+from connectors.errors import AuthRevoked, LedgerError, NotFound, RateLimited, RetryableError
+from connectors.protocol import LedgerConnector, PostResult
+from schemas.commands import PostingCommand, command_adapter
+from schemas.dead_letter import DeadLetter, Reason
+from store import bindings, connections, parked
+from streams.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
+SendCommand = Callable[[PostingCommand], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait before try `attempt + 1`: the ledger's Retry-After, else jittered exponential."""
+    if retry_after is not None:
+        return max(retry_after, 0.0)
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return float(wait_random_exponential(multiplier=0.5, max=30)(state))
+
+
+@dataclass
+class Poster:
+    """Posts batches for one ledger; one instance per worker and ledger."""
+
+    connector: LedgerConnector
+    sessions: sessionmaker[Session]
+    send_dead_letter: SendDeadLetter
+    metrics: Metrics
+    max_attempts: int = 5
+    sleep: Sleep = asyncio.sleep
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def ledger(self) -> str:
+        return self.connector.ledger
+
+    async def post(self, commands: Sequence[PostingCommand]) -> None:
+        """Post commands (any tenants), grouped per tenant in arrival order, in connector-sized batches."""
+        by_tenant: dict[str, list[PostingCommand]] = {}
+        for command in commands:
+            by_tenant.setdefault(command.tenant_id, []).append(command)
+        for tenant_id, group in by_tenant.items():
+            for i in range(0, len(group), self.connector.max_batch):
+                await self._post_tenant(tenant_id, group[i : i + self.connector.max_batch])
+
+    async def _post_tenant(self, tenant_id: str, commands: list[PostingCommand]) -> None:
+        blocked = await self._db(lambda s: self._blocked(s, tenant_id))
+        if blocked is not None:
+            waiting_for, until, reason = blocked
+            await self._park(commands, waiting_for, reason, not_before=until)
+            return
+        pending = commands
+        attempt = 0
+        while pending:
+            attempt += 1
+            try:
+                started = time.perf_counter()
+                results = await self.connector.post(tenant_id, pending)
+                self.metrics.ledger_calls.labels(self.ledger).observe(time.perf_counter() - started)
+            except RateLimited as exc:
+                self._count_error(exc)
+                if exc.scope == "day":
+                    until = self.now() + timedelta(seconds=exc.retry_after or 3600)
+                    await self._db(lambda s, u=until: self._set_day_parked(s, tenant_id, u))
+                    await self._park(
+                        pending, parked.DAY_LIMIT, f"daily API limit reached: {exc.message}", until
+                    )
+                    return
+                if attempt >= self.max_attempts:
+                    await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt)
+                    return
+                await self.sleep(backoff(attempt, exc.retry_after))
+                continue
+            except RetryableError as exc:
+                self._count_error(exc)
+                if attempt >= self.max_attempts:
+                    await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt)
+                    return
+                await self.sleep(backoff(attempt, exc.retry_after))
+                continue
+            except AuthRevoked as exc:
+                self._count_error(exc)
+                await self._park(
+                    pending, parked.RECONNECT, f"the ledger connection needs reconnecting: {exc.message}"
+                )
+                return
+            except LedgerError as exc:
+                self._count_error(exc)
+                await self._dead(pending, Reason.LEDGER_REJECTED, exc, attempt)
+                return
+            pending = await self._route(pending, results, attempt)
+
+    async def _route(
+        self, commands: list[PostingCommand], results: list[PostResult], attempt: int
+    ) -> list[PostingCommand]:
+        """Record each result; returns the commands to try again (per-element retryable errors)."""
+        if len(results) != len(commands):
+            raise RuntimeError(f"{self.ledger} connector returned {len(results)} results for {len(commands)}")
+        retry: list[PostingCommand] = []
+        for command, result in zip(commands, results, strict=True):
+            error = result.error
+            if error is None:
+                outcome = "already_bound" if result.already_bound else "posted"
+                self.metrics.posts.labels(self.ledger, command.kind, outcome).inc()
+                continue
+            self._count_error(error)
+            if isinstance(error, NotFound) and hasattr(command, "invoice_source_id"):
+                await self._park(
+                    [command], parked.BINDING, error.message, depends_on=command.invoice_source_id
+                )
+            elif isinstance(error, RetryableError) and attempt < self.max_attempts:
+                retry.append(command)
+            elif isinstance(error, RetryableError):
+                await self._dead([command], Reason.RETRIES_EXHAUSTED, error, attempt)
+            elif isinstance(error, NotFound):
+                await self._dead([command], Reason.NOT_FOUND, error, attempt)
+            else:
+                await self._dead([command], Reason.LEDGER_REJECTED, error, attempt)
+        if retry:
+            await self.sleep(backoff(attempt, None))
+        return retry
+
+    async def _park(
+        self,
+        commands: Sequence[PostingCommand],
+        waiting_for: str,
+        reason: str,
+        not_before: datetime | None = None,
+        depends_on: str | None = None,
+    ) -> None:
+        def work(session: Session) -> None:
+            for command in commands:
+                parked.park(
+                    session,
+                    idempotency_key=command.idempotency_key,
+                    tenant_id=command.tenant_id,
+                    ledger=command.ledger,
+                    kind=command.kind,
+                    waiting_for=waiting_for,
+                    reason=reason,
+                    command=command.model_dump_json().encode(),
+                    depends_on=depends_on,
+                    not_before=not_before,
+                )
+
+        await self._db(work)
+        for command in commands:
+            self.metrics.posts.labels(self.ledger, command.kind, "parked").inc()
+        log.warning("parked %d %s command(s) (%s): %s", len(commands), self.ledger, waiting_for, reason)
+
+    async def _dead(
+        self, commands: Sequence[PostingCommand], code: Reason, error: LedgerError, attempts: int
+    ) -> None:
+        for command in commands:
+            letter = dead_letters.for_command(
+                command,
+                reason_code=code,
+                reason=_describe(error),
+                attempts=attempts,
+                at=self.now(),
+                error=error,
+            )
+            await self.send_dead_letter(letter)
+            self.metrics.posts.labels(self.ledger, command.kind, "dead_letter").inc()
+
+    def _blocked(self, session: Session, tenant_id: str) -> tuple[str, datetime | None, str] | None:
+        row = connections.get(session, tenant_id, self.ledger)
+        if row is None or row.status == "disconnected":
+            return parked.RECONNECT, None, f"tenant {tenant_id} is not connected to {self.ledger}"
+        if row.status == "needs_reconnect":
+            return parked.RECONNECT, None, f"the {self.ledger} connection needs reconnecting"
+        if row.day_parked_until is not None and row.day_parked_until > self.now():
+            return parked.DAY_LIMIT, row.day_parked_until, "daily API limit reached"
+        return None
+
+    def _set_day_parked(self, session: Session, tenant_id: str, until: datetime) -> None:
+        row = connections.get(session, tenant_id, self.ledger)
+        if row is not None and (row.day_parked_until is None or row.day_parked_until < until):
+            row.day_parked_until = until
+
+    def _count_error(self, error: LedgerError) -> None:
+        self.metrics.ledger_errors.labels(self.ledger, type(error).__name__).inc()
+
+    async def _db(self, fn: Callable[[Session], object]):  # type: ignore[no-untyped-def]
+        def run():  # type: ignore[no-untyped-def]
+            with self.sessions.begin() as session:
+                return fn(session)
+
+        return await asyncio.to_thread(run)
+
+    async def redrive(self, send: SendCommand) -> int:
+        """Re-publish parked commands whose wait is over; returns how many were released."""
+
+        def ready(session: Session) -> list[tuple[str, bytes]]:
+            now = self.now()
+            out = []
+            for row in parked.waiting(session, self.ledger):
+                conn = connections.get(session, row.tenant_id, self.ledger)
+                if row.waiting_for == parked.BINDING:
+                    binding = bindings.get(session, row.tenant_id, self.ledger, row.depends_on or "")
+                    go = binding is not None and binding.bound
+                elif row.waiting_for == parked.RECONNECT:
+                    go = conn is not None and conn.status == "active"
+                else:
+                    go = row.not_before is None or row.not_before <= now
+                if go:
+                    out.append((row.idempotency_key, row.command))
+            return out
+
+        released = await self._db(ready)
+        for key, raw in released:
+            await send(command_adapter.validate_json(raw))
+            await self._db(lambda s, key=key: parked.release(s, [key]))
+        await self._db(self._gauge)
+        return len(released)
+
+    def _gauge(self, session: Session) -> None:
+        for (ledger, why), n in parked.counts(session).items():
+            if ledger == self.ledger:
+                self.metrics.parked.labels(ledger, why).set(n)
+
+
+def _describe(error: LedgerError) -> str:
+    messages = getattr(error, "messages", None) or (error.message,)
+    return "; ".join(str(m) for m in messages)[:2000]
