@@ -82,6 +82,7 @@ async def load_tenant_config(stream):  # type: ignore[no-untyped-def]
         current = _config_for(config.tenant_id)
         if current is None or current.version <= config.version:
             tenant_configs[config.tenant_id] = config.model_dump_json()
+            metrics.tenant_config_version.labels(config.tenant_id).set(config.version)
             log.info("tenant %s config version %s loaded", config.tenant_id, config.version)
 
 

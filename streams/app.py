@@ -39,6 +39,7 @@ def _raw_topic(name: str, *, partitions: int | None = None, compacting: bool = F
         value_serializer="raw",
         partitions=partitions or conf.partitions,
         compacting=compacting or None,
+        internal=True,  # declared (created if missing) when the worker starts
     )
 
 

@@ -60,6 +60,12 @@ class Metrics:
             ["ledger", "tenant", "window"],
             registry=registry,
         )
+        self.tenant_config_version = Gauge(
+            "ledgerstream_tenant_config_version",
+            "Version of each tenant's configuration this worker has loaded.",
+            ["tenant"],
+            registry=registry,
+        )
         self.tenants_blocked = Gauge(
             "ledgerstream_tenants_blocked",
             "Tenants whose posting is paused (needs_reconnect or day limit).",
