@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
+import click
 from faust.cli.faust import cli
 
-from streams.commands.schemas import schemas_group
-from streams.commands.tenants import tenants
+# Modules that register agents, timers and web views on the app when imported.
+APP_MODULES = (
+    "agents.enrich",
+    "agents.post",
+    "streams.views.metrics",
+)
 
-_GROUPS = (schemas_group, tenants)
+# (module, click group attribute) of our command groups.
+COMMAND_GROUPS = (
+    ("streams.commands.schemas", "schemas_group"),
+    ("streams.commands.tenants", "tenants"),
+)
 
 
 def main() -> None:
     """Load the agents onto the app, add our command groups, run the CLI."""
-    import agents.post
-
-    import agents.enrich  # noqa: F401  (registers the agents)
-    import streams.web  # noqa: F401  (registers the web views)
+    for name in APP_MODULES:
+        import_module(name)
+    for module, attr in COMMAND_GROUPS:
+        group = getattr(import_module(module), attr)
+        assert isinstance(group, click.Group)
+        cli.add_command(group)
     from streams.app import app
 
-    for group in _GROUPS:
-        cli.add_command(group)
     app.main()

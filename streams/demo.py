@@ -8,7 +8,6 @@ them. Ctrl-C (or the end) stops everything it started.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -17,16 +16,9 @@ import time
 from decimal import Decimal
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from cryptography.fernet import Fernet
 
-from connectors.xero.settings import XeroSettings
 from store import tenant_config
-from store.connections import TokenCipher
-from store.db import open_database
 from streams import devstack
-from streams.commands.tenants import relay
-from streams.topics import TopicNames
 
 TENANT = "acme-uk"
 WORKDIR = devstack.REPO / "var" / "demo"
@@ -186,28 +178,6 @@ BAD_EVENTS = [
 ]
 
 
-async def publish(bootstrap: str, topic: str, events: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in events:
-            await producer.send_and_wait(topic, value=value, key=key.encode())
-    finally:
-        await producer.stop()
-
-
-async def read_dead_letters(bootstrap: str, topic: str) -> list[dict]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        batches = await consumer.getmany(timeout_ms=3000)
-        return [json.loads(m.value) for msgs in batches.values() for m in msgs]
-    finally:
-        await consumer.stop()
-
-
 def wait_for_invoices(sandbox: str, org_name: str, count: int, timeout: float = 90.0) -> dict:
     deadline = time.monotonic() + timeout
     org: dict = {}
@@ -244,66 +214,37 @@ def main() -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     shutil.rmtree(WORKDIR, ignore_errors=True)
     WORKDIR.mkdir(parents=True)
-    run = f"demo-{int(time.time())}"
-    names = TopicNames(f"{run}.")
-    sandbox_port, web_port = devstack.free_port(), devstack.port_or_free(6066)
-    sandbox = f"http://127.0.0.1:{sandbox_port}"
-    key = Fernet.generate_key().decode()
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DATABASE_URL": f"sqlite:///{WORKDIR / 'ledgerstream.db'}",
-        "LEDGERSTREAM_APP_ID": run,
-        "LEDGERSTREAM_TOPIC_PREFIX": f"{run}.",
-        "LEDGERSTREAM_DATA_DIR": str(WORKDIR / "faust"),
-        "LEDGERSTREAM_WEB_PORT": str(web_port),
-        "LEDGERSTREAM_SECRET_KEYS": key,
-        **{
-            f"XERO_{k.upper()}": v
-            for k, v in XeroSettings.for_sandbox(sandbox).model_dump(mode="json").items()
-            if isinstance(v, str)
-        },
-        "XERO_CLIENT_SECRET": "dev-secret",
-        # registered for the sandbox's dev client; the demo drives the consent step itself
-        "XERO_REDIRECT_URI": "http://127.0.0.1:6066/connect/xero/callback",
-    }
-    os.environ.update(env)
-    procs: list[devstack.Process] = []
+    stack = devstack.Stack(
+        bootstrap,
+        f"sqlite:///{WORKDIR / 'ledgerstream.db'}",
+        WORKDIR,
+        run=f"demo-{int(time.time())}",
+        web_port=devstack.port_or_free(6066),
+    )
+    names = stack.names
     try:
-        print(f"Starting the Xero sandbox on {sandbox} ...")
-        procs.append(devstack.start_sandbox(sandbox_port, WORKDIR / "sandbox.log"))
-        sessions = open_database(env["DATABASE_URL"])
+        print(f"Starting the Xero sandbox on {stack.sandbox_url} ...")
+        stack.start_sandbox()
         config = tenant_config.load_yaml((devstack.REPO / "examples/tenants/acme-uk.yaml").read_text())
-        with sessions.begin() as session:
-            result = tenant_config.apply(session, config, "demo", topic=names.tenant_config)
-        print(f"Applied tenant {TENANT!r} config version {result.version}")
-        org_id = asyncio.run(
-            devstack.connect_xero(XeroSettings(), sessions, TokenCipher([key]), TENANT, "Demo UK Ltd")
-        )
+        version = stack.apply_config(config)
+        print(f"Applied tenant {TENANT!r} config version {version}")
+        org_id = stack.connect(TENANT, "Demo UK Ltd")
         print(f"Connected {TENANT!r} to Xero organisation 'Demo UK Ltd' ({org_id}) via OAuth 2.0 + PKCE")
         print("Starting a worker ...")
-        procs.append(devstack.start_worker(env, WORKDIR / "worker.log"))
-        asyncio.run(relay(sessions, bootstrap, 10.0))
-        devstack.wait_for_config(web_port, TENANT, result.version)
-        print(
-            f"The worker has loaded the tenant config (version {result.version}) from {names.tenant_config}"
-        )
+        stack.start_worker()
+        stack.sync_config(TENANT, version)
+        print(f"The worker has loaded the tenant config (version {version}) from {names.tenant_config}")
         events = sample_orders()
-        asyncio.run(
-            publish(
-                bootstrap,
-                names.orders,
-                [(e["order_id"], json.dumps(e).encode()) for e in events] + BAD_EVENTS,
-            )
-        )
+        stack.publish([(e["order_id"], json.dumps(e).encode()) for e in events] + BAD_EVENTS)
         print(f"Published {len(events)} events and {len(BAD_EVENTS)} malformed ones to {names.orders}")
-        org = wait_for_invoices(sandbox, "Demo UK Ltd", 5)
+        org = wait_for_invoices(stack.sandbox_url, "Demo UK Ltd", 5)
         print_invoices(org)
-        letters = asyncio.run(read_dead_letters(bootstrap, names.dead_letter))
+        letters = stack.dead_letters()
         print(f"\nDead letters on {names.dead_letter}: {len(letters)}")
         for letter in letters:
             print(f"  [{letter['reason_code']}] {letter['reason'][:110]}")
         print(
-            f"\nMetrics were at http://127.0.0.1:{web_port}/metrics while the worker ran; "
+            f"\nMetrics were at http://127.0.0.1:{stack.web_port}/metrics while the worker ran; "
             f"logs in {WORKDIR.relative_to(devstack.REPO)}/"
         )
         ok = len(org.get("invoices", [])) >= 5
@@ -313,8 +254,7 @@ def main() -> int:
         print("\nInterrupted.")
         return 130
     finally:
-        for proc in reversed(procs):
-            proc.stop()
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -5,22 +5,31 @@ Everything binds to 127.0.0.1. Each helper returns a handle whose `stop()` ends 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.xero.oauth import XeroOAuth
 from connectors.xero.settings import XeroSettings
+from schemas.tenant import TenantConfig
+from store import tenant_config
 from store.connections import TokenCipher
+from store.db import open_database
+from streams.topics import TopicNames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,3 +169,158 @@ async def connect_xero(
     with sessions.begin() as session:
         oauth.store_connection(session, tenant_id, chosen, tokens)
     return chosen.organisation_id
+
+
+class Stack:
+    """A whole local pipeline: sandbox, database, config, Xero connection and a worker.
+
+    Used by `make demo` and by the integration tests; every topic, consumer group and the
+    Faust app id carry a fresh `run` prefix so runs never see each other's data.
+    """
+
+    def __init__(self, bootstrap: str, database_url: str, workdir: Path, run: str, web_port: int = 0) -> None:
+        self.bootstrap = bootstrap
+        self.database_url = database_url
+        self.workdir = workdir
+        self.run = run
+        self.names = TopicNames(f"{run}.")
+        self.sandbox_port = free_port()
+        self.web_port = web_port or free_port()
+        self.key = Fernet.generate_key().decode()
+        self.sandbox: Process | None = None
+        self.worker: Process | None = None
+        self.sessions = open_database(database_url)
+        self._workers = 0
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    def env(self) -> dict[str, str]:
+        xero = XeroSettings.for_sandbox(
+            self.sandbox_url, redirect_uri="http://127.0.0.1:6066/connect/xero/callback"
+        )
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": self.database_url,
+            "LEDGERSTREAM_APP_ID": self.run,
+            "LEDGERSTREAM_TOPIC_PREFIX": f"{self.run}.",
+            "LEDGERSTREAM_DATA_DIR": str(self.workdir / "faust"),
+            "LEDGERSTREAM_WEB_PORT": str(self.web_port),
+            "LEDGERSTREAM_SECRET_KEYS": self.key,
+            "LEDGERSTREAM_REDRIVE_INTERVAL": "1.0",
+            "XERO_CLIENT_ID": xero.client_id,
+            "XERO_CLIENT_SECRET": xero.client_secret.get_secret_value(),
+            "XERO_REDIRECT_URI": xero.redirect_uri,
+            "XERO_LOGIN_URL": xero.login_url,
+            "XERO_TOKEN_URL": xero.token_url,
+            "XERO_REVOKE_URL": xero.revoke_url,
+            "XERO_CONNECTIONS_URL": xero.connections_url,
+            "XERO_API_URL": xero.api_url,
+        }
+
+    def xero_settings(self) -> XeroSettings:
+        env = self.env()
+        return XeroSettings(
+            client_id=env["XERO_CLIENT_ID"],
+            client_secret=env["XERO_CLIENT_SECRET"],
+            redirect_uri=env["XERO_REDIRECT_URI"],
+            login_url=env["XERO_LOGIN_URL"],
+            token_url=env["XERO_TOKEN_URL"],
+            revoke_url=env["XERO_REVOKE_URL"],
+            connections_url=env["XERO_CONNECTIONS_URL"],
+            api_url=env["XERO_API_URL"],
+        )
+
+    def start_sandbox(self) -> None:
+        self.sandbox = start_sandbox(self.sandbox_port, self.workdir / "sandbox.log")
+
+    def apply_config(self, config: TenantConfig) -> int:
+        with self.sessions.begin() as session:
+            result = tenant_config.apply(session, config, "devstack", topic=self.names.tenant_config)
+        return result.version
+
+    def connect(self, tenant_id: str, organisation: str | None = None) -> str:
+        return asyncio.run(
+            connect_xero(
+                self.xero_settings(), self.sessions, TokenCipher([self.key]), tenant_id, organisation
+            )
+        )
+
+    def start_worker(self) -> Process:
+        self._workers += 1
+        self.worker = start_worker(self.env(), self.workdir / f"worker-{self._workers}.log")
+        return self.worker
+
+    def sync_config(self, tenant_id: str, version: int) -> None:
+        """Publish the outbox now and wait until the worker has loaded `version`."""
+        from streams.commands.tenants import relay
+
+        asyncio.run(relay(self.sessions, self.bootstrap, 10.0))
+        wait_for_config(self.web_port, tenant_id, version)
+
+    def publish(self, events: list[tuple[str, bytes]], topic: str | None = None) -> None:
+        asyncio.run(_publish(self.bootstrap, topic or self.names.orders, events))
+
+    def sandbox_state(self) -> dict:
+        return httpx.get(f"{self.sandbox_url}/__sandbox/state?log=false", timeout=10).json()
+
+    def org(self, name: str) -> dict:
+        return next(o for o in self.sandbox_state()["orgs"].values() if o["name"] == name)
+
+    def fault(self, spec: dict) -> None:
+        httpx.post(f"{self.sandbox_url}/__sandbox/faults", json=spec, timeout=10).raise_for_status()
+
+    def dead_letters(self, wait: float = 3.0) -> list[dict]:
+        return asyncio.run(_read_all(self.bootstrap, self.names.dead_letter, wait))
+
+    def read_topic(self, topic: str, wait: float = 3.0) -> list[tuple[bytes | None, bytes]]:
+        return asyncio.run(_read_raw(self.bootstrap, topic, wait))
+
+    def close(self) -> None:
+        for proc in (self.worker, self.sandbox):
+            if proc is not None:
+                proc.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 60.0, interval: float = 0.5) -> object:
+    """Poll `predicate` until it returns something truthy; raise TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+async def _publish(bootstrap: str, topic: str, events: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in events:
+            await producer.send_and_wait(topic, value=value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def _read_raw(bootstrap: str, topic: str, wait: float) -> list[tuple[bytes | None, bytes]]:
+    """Every record of `topic` from the beginning (stops after `wait` seconds of silence)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, bytes]] = []
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(wait * 1000))
+            if not batches:
+                return out
+            out.extend((m.key, m.value) for msgs in batches.values() for m in msgs)
+    finally:
+        await consumer.stop()
+
+
+async def _read_all(bootstrap: str, topic: str, wait: float) -> list[dict]:
+    return [json.loads(value) for _, value in await _read_raw(bootstrap, topic, wait)]
