@@ -20,7 +20,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPEC_PATH = Path("/work/shared/contracts/xero/xero_accounting.yaml")
+SPEC_PATH = Path(__file__).resolve().parents[3].parent / "shared/contracts/xero/xero_accounting.yaml"
 if not SPEC_PATH.exists():  # a checkout with the contracts next to the repo
     SPEC_PATH = Path(__file__).resolve().parents[4] / "shared" / "contracts" / "xero" / "xero_accounting.yaml"
 SPEC_URI = "urn:xero-accounting"
