@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 CENT = Decimal("0.01")
 
@@ -23,18 +23,49 @@ def _as_str(value: Decimal) -> str:
 
 _decimal = [BeforeValidator(_no_float), PlainSerializer(_as_str, return_type=str, when_used="json")]
 
-Money = Annotated[Decimal, *_decimal, Field(max_digits=18, decimal_places=4)]
+
+def _published(pattern: str, description: str) -> WithJsonSchema:
+    """The JSON Schema we publish: a decimal string (the validators also take JSON integers)."""
+    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description})
+
+
+Money = Annotated[
+    Decimal,
+    *_decimal,
+    Field(max_digits=18, decimal_places=4),
+    _published(r"^-?[0-9]{1,14}(\.[0-9]{1,4})?$", "decimal string, at most 4 decimal places"),
+]
 """An amount in a document's currency, at most 4 decimal places."""
 
-NonNegativeMoney = Annotated[Decimal, *_decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+NonNegativeMoney = Annotated[
+    Decimal,
+    *_decimal,
+    Field(ge=0, max_digits=18, decimal_places=4),
+    _published(r"^[0-9]{1,14}(\.[0-9]{1,4})?$", "non-negative decimal string, at most 4 decimal places"),
+]
 
-Quantity = Annotated[Decimal, *_decimal, Field(gt=0, max_digits=14, decimal_places=4)]
+Quantity = Annotated[
+    Decimal,
+    *_decimal,
+    Field(gt=0, max_digits=14, decimal_places=4),
+    _published(r"^[0-9]{1,10}(\.[0-9]{1,4})?$", "positive decimal string, at most 4 decimal places"),
+]
 """A positive line quantity (fractions allowed: 0.333 kg)."""
 
-Rate = Annotated[Decimal, *_decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4)]
+Rate = Annotated[
+    Decimal,
+    *_decimal,
+    Field(ge=0, le=100, max_digits=7, decimal_places=4),
+    _published(r"^(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$", "percent as a decimal string, 0 to 100"),
+]
 """A tax rate in percent: 20 means 20 %."""
 
-ExchangeRate = Annotated[Decimal, *_decimal, Field(gt=0, max_digits=18, decimal_places=10)]
+ExchangeRate = Annotated[
+    Decimal,
+    *_decimal,
+    Field(gt=0, max_digits=18, decimal_places=10),
+    _published(r"^[0-9]{1,8}(\.[0-9]{1,10})?$", "positive decimal string, at most 10 decimal places"),
+]
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")]
