@@ -1,3 +1,3 @@
 """Every table module, imported once so `Base.metadata` knows them all (for Alembic)."""
 
-from store import bindings, connections, outbox, parked, tenants  # noqa: F401
+from store import bindings, connections, dead_letters, outbox, parked, tenants, users  # noqa: F401
