@@ -11,13 +11,16 @@ from faust.cli.faust import cli
 APP_MODULES = (
     "agents.enrich",
     "agents.post",
+    "agents.maintenance",
     "streams.views.metrics",
+    "streams.views.xero",
 )
 
 # (module, click group attribute) of our command groups.
 COMMAND_GROUPS = (
     ("streams.commands.schemas", "schemas_group"),
     ("streams.commands.tenants", "tenants"),
+    ("streams.commands.xero", "xero_group"),
 )
 
 

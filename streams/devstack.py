@@ -24,7 +24,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.xero.oauth import XeroOAuth
-from connectors.xero.settings import XeroSettings
+from connectors.xero.sandbox.config import SandboxConfig
+from connectors.xero.settings import SANDBOX_CLIENT_ID, XeroSettings
 from schemas.tenant import TenantConfig
 from store import tenant_config
 from store.connections import TokenCipher
@@ -191,6 +192,7 @@ class Stack:
         self.worker: Process | None = None
         self.sessions = open_database(database_url)
         self._workers = 0
+        self.extra_env: dict[str, str] = {}  # added to env(); see start_sandbox_with / api_token
 
     @property
     def sandbox_url(self) -> str:
@@ -217,7 +219,7 @@ class Stack:
             "XERO_REVOKE_URL": xero.revoke_url,
             "XERO_CONNECTIONS_URL": xero.connections_url,
             "XERO_API_URL": xero.api_url,
-        }
+        } | self.extra_env
 
     def xero_settings(self) -> XeroSettings:
         env = self.env()
@@ -234,6 +236,92 @@ class Stack:
 
     def start_sandbox(self) -> None:
         self.sandbox = start_sandbox(self.sandbox_port, self.workdir / "sandbox.log")
+
+    @property
+    def worker_callback(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/connect/xero/callback"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start_sandbox_with(self, config: SandboxConfig | None = None) -> None:
+        """The sandbox seeded with `config` (default: the demo seed), its dev client also accepting
+        this stack's worker callback, which becomes the worker's `XERO_REDIRECT_URI`."""
+        from connectors.xero.sandbox.config import default_config
+
+        config = (config or default_config()).model_copy(deep=True)
+        for client in config.clients:
+            if client.client_id == SANDBOX_CLIENT_ID and self.worker_callback not in client.redirect_uris:
+                client.redirect_uris.append(self.worker_callback)
+        path = self.workdir / "sandbox-config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(config.model_dump_json())
+        self.extra_env["XERO_REDIRECT_URI"] = self.worker_callback
+        log = self.workdir / "sandbox.log"
+        self.sandbox = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "connectors.xero.sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.sandbox_port),
+                "--config",
+                str(path),
+            ],
+            log,
+        )
+        wait_http(f"{self.sandbox_url}/__sandbox/state?log=false", self.sandbox)
+
+    def set_api_token(self, token: str) -> None:
+        """The worker's `LEDGERSTREAM_API_TOKEN` (set before start_worker)."""
+        self.extra_env["LEDGERSTREAM_API_TOKEN"] = token
+
+    def sandbox_requests(self) -> list[dict]:
+        """The sandbox's API request log (method, path, query, tenant_id, body, headers, status)."""
+        return httpx.get(f"{self.sandbox_url}/__sandbox/state", timeout=30).json()["requests"]
+
+    def advance_sandbox_clock(self, seconds: float) -> None:
+        httpx.post(
+            f"{self.sandbox_url}/__sandbox/clock", json={"advance_seconds": seconds}, timeout=10
+        ).raise_for_status()
+
+    def parked(self, tenant_id: str | None = None) -> list[dict]:
+        """Parked commands (tenant, kind, waiting_for, reason), oldest first."""
+        from store.parked import ParkedCommand
+
+        with self.sessions() as session:
+            rows = session.query(ParkedCommand).order_by(ParkedCommand.parked_at).all()
+            return [
+                {
+                    "tenant_id": r.tenant_id,
+                    "kind": r.kind,
+                    "waiting_for": r.waiting_for,
+                    "reason": r.reason,
+                    "idempotency_key": r.idempotency_key,
+                }
+                for r in rows
+                if tenant_id is None or r.tenant_id == tenant_id
+            ]
+
+    def connection(self, tenant_id: str, ledger: str = "xero") -> dict | None:
+        """The stored connection's public fields (no tokens), or None."""
+        from store import connections
+
+        with self.sessions() as session:
+            row = connections.get(session, tenant_id, ledger)
+            if row is None:
+                return None
+            return {
+                "organisation_id": row.organisation_id,
+                "organisation_name": row.organisation_name,
+                "status": row.status,
+                "last_success_at": row.last_success_at,
+                "last_error": row.last_error,
+                "day_parked_until": row.day_parked_until,
+            }
 
     def apply_config(self, config: TenantConfig) -> int:
         with self.sessions.begin() as session:

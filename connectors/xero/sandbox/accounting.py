@@ -233,6 +233,17 @@ async def list_tax_rates(request: web.Request) -> web.Response:
     return _list(request, "TaxRates", docs, {})
 
 
+async def get_organisation(request: web.Request) -> web.Response:
+    """GET /Organisation: the calling tenant's organisation (a subset of Xero's fields)."""
+    _, org = _ctx(request)
+    cfg = org.config
+    country = {"GBP": "GB", "USD": "US", "EUR": "IE", "AUD": "AU", "NZD": "NZ"}.get(cfg.base_currency)
+    body = {"OrganisationID": cfg.tenant_id, "Name": cfg.name, "LegalName": cfg.name,
+            "BaseCurrency": cfg.base_currency, "CountryCode": country,
+            "OrganisationType": "COMPANY", "OrganisationStatus": "ACTIVE"}
+    return respond({"Organisations": [body]})
+
+
 async def list_accounts(request: web.Request) -> web.Response:
     """GET /Accounts."""
     _, org = _ctx(request)
@@ -262,3 +273,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{API}/Payments/{{ident}}", get_payment)
     r.add_get(f"{API}/TaxRates", list_tax_rates)
     r.add_get(f"{API}/Accounts", list_accounts)
+    r.add_get(f"{API}/Organisation", get_organisation)

@@ -20,14 +20,16 @@ class Fault:
     target: str = "api"  # "api" (accounting API) or "token" (POST /connect/token)
     method: str | None = None
     path_contains: str | None = None
+    tenant: str | None = None  # only calls for this organisation (xero-tenant-id), API target
 
-    def matches(self, target: str, method: str, path: str) -> bool:
+    def matches(self, target: str, method: str, path: str, tenant: str | None = None) -> bool:
         """Whether this fault applies to a call."""
         return (
             self.count > 0
             and self.target == target
             and (self.method is None or self.method.upper() == method)
             and (self.path_contains is None or self.path_contains in path)
+            and (self.tenant is None or (tenant or "").lower() == self.tenant.lower())
         )
 
     def describe(self) -> dict[str, Any]:
@@ -37,7 +39,7 @@ class Fault:
 
 def parse_fault(body: dict[str, Any]) -> Fault:
     """Build a fault from the admin JSON; raises ValueError on nonsense."""
-    common = {k: body[k] for k in ("target", "method", "path_contains") if k in body}
+    common = {k: body[k] for k in ("target", "method", "path_contains", "tenant") if k in body}
     if "apply_then_fail" in body:
         spec = body["apply_then_fail"]
         return Fault(count=int(spec.get("count", 1)), status=int(spec.get("status", 500)),
@@ -66,10 +68,10 @@ class Faults:
         """Disarm everything."""
         self.armed.clear()
 
-    def take(self, target: str, method: str, path: str) -> Fault | None:
+    def take(self, target: str, method: str, path: str, tenant: str | None = None) -> Fault | None:
         """Consume one firing of the first fault matching this call."""
         for fault in self.armed:
-            if fault.matches(target, method, path):
+            if fault.matches(target, method, path, tenant):
                 fault.count -= 1
                 return fault
         return None

@@ -119,7 +119,7 @@ async def _admitted(state: SandboxState, request: web.Request, handler: Handler,
                     app_id: str) -> web.StreamResponse:
     raw = await request.read()
     entry = _log(state, request, tenant, raw)
-    fault = state.faults.take("api", request.method, request.path)
+    fault = state.faults.take("api", request.method, request.path, tenant)
     if fault and fault.delay_seconds:
         await asyncio.sleep(fault.delay_seconds)
     if fault and fault.status and not fault.apply_then_fail:

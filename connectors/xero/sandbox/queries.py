@@ -1,4 +1,5 @@
-"""GET filters: a small `where` subset (`Field=="x"` joined by AND), ID lists, paging."""
+"""GET filters: a small `where` subset (`Field=="x"` joined by AND, groups joined by OR), ID
+lists, paging. OR binds looser than AND, as in Xero (`A AND B OR C` = `(A AND B) OR C`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ _CLAUSE = re.compile(
     r'(?:"(?P<text>[^"]*)"|Guid\("(?P<guid>[^"]*)"\)|(?P<bare>true|false|-?\d+(?:\.\d+)?))\s*$'
 )
 _AND = re.compile(r"\s+AND\s+|\s*&&\s*", re.IGNORECASE)
+_OR = re.compile(r"\s+OR\s+|\s*\|\|\s*", re.IGNORECASE)
 
 
 class QueryError(ValueError):
@@ -28,6 +30,12 @@ def parse_where(where: str) -> list[tuple[str, str, str]]:
         value = match["text"] if match["text"] is not None else match["guid"] or match["bare"]
         clauses.append((match["field"], match["op"], value))
     return clauses
+
+
+def parse_where_any(where: str) -> list[list[tuple[str, str, str]]]:
+    """OR-groups of AND-clauses. Quoted values are split too, so values holding ` OR ` are not
+    supported (the sandbox's subset; Xero parses them)."""
+    return [parse_where(group) for group in _OR.split(where.strip())]
 
 
 def _lookup(doc: dict[str, Any], field: str) -> Any:
@@ -65,8 +73,8 @@ def select(docs: Iterable[dict[str, Any]], query: dict[str, str],
     """Apply `where` and the ID-list parameters (`lists` maps param → dotted field)."""
     result = list(docs)
     if query.get("where"):
-        clauses = parse_where(query["where"])
-        result = [d for d in result if matches(d, clauses)]
+        groups = parse_where_any(query["where"])
+        result = [d for d in result if any(matches(d, clauses) for clauses in groups)]
     for param, field in lists.items():
         wanted = csv_param(query, param)
         if wanted is not None:
