@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, wait_random_exponential
 
@@ -58,6 +59,7 @@ class Poster:
     send_dead_letter: SendDeadLetter
     metrics: Metrics
     max_attempts: int = 5
+    max_rate_limit_waits: int = 30
     sleep: Sleep = asyncio.sleep
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -66,13 +68,26 @@ class Poster:
         return self.connector.ledger
 
     async def post(self, commands: Sequence[PostingCommand]) -> None:
-        """Post commands (any tenants), grouped per tenant in arrival order, in connector-sized batches."""
+        """Post commands (any tenants), grouped per tenant in arrival order, in connector-sized batches.
+
+        Tenants are posted concurrently: ledger limits are per tenant, so one tenant waiting out
+        a minute limit (or a slow ledger) does not hold the others back. Within a tenant the
+        batches go one after the other, in order.
+        """
         by_tenant: dict[str, list[PostingCommand]] = {}
         for command in commands:
             by_tenant.setdefault(command.tenant_id, []).append(command)
-        for tenant_id, group in by_tenant.items():
+
+        async def one_tenant(tenant_id: str, group: list[PostingCommand]) -> None:
             for i in range(0, len(group), self.connector.max_batch):
                 await self._post_tenant(tenant_id, group[i : i + self.connector.max_batch])
+
+        outcomes = await asyncio.gather(
+            *(one_tenant(t, g) for t, g in by_tenant.items()), return_exceptions=True
+        )
+        for outcome in outcomes:  # every tenant has finished; now surface the first crash
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _post_tenant(self, tenant_id: str, commands: list[PostingCommand]) -> None:
         blocked = await self._db(lambda s: self._blocked(s, tenant_id))
@@ -81,12 +96,16 @@ class Poster:
             await self._park(commands, waiting_for, reason, not_before=until)
             return
         pending = commands
-        attempt = 0
+        attempt = 0  # failures that count towards max_attempts
+        waits = 0  # minute / concurrent / app 429s: the ledger said when to come back
         while pending:
             attempt += 1
             try:
                 started = time.perf_counter()
-                results = await self.connector.post(tenant_id, pending)
+                try:
+                    results = await self.connector.post(tenant_id, pending)
+                finally:
+                    self._quota_gauge(tenant_id)
                 self.metrics.ledger_calls.labels(self.ledger).observe(time.perf_counter() - started)
             except RateLimited as exc:
                 self._count_error(exc)
@@ -96,7 +115,22 @@ class Poster:
                     await self._park(
                         pending, parked.DAY_LIMIT, f"daily API limit reached: {exc.message}", until
                     )
+                    await self._db(self._gauge)
                     return
+                # A minute-type limit with Retry-After is a schedule, not a failure: wait as told
+                # and try again without using up an attempt (bounded by max_rate_limit_waits).
+                if exc.retry_after is not None and waits < self.max_rate_limit_waits:
+                    waits += 1
+                    attempt -= 1
+                    log.info(
+                        "%s %s limit for tenant %s: waiting %.1fs",
+                        self.ledger,
+                        exc.scope,
+                        tenant_id,
+                        exc.retry_after,
+                    )
+                    await self.sleep(backoff(attempt, exc.retry_after))
+                    continue
                 if attempt >= self.max_attempts:
                     await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt)
                     return
@@ -114,6 +148,8 @@ class Poster:
                 await self._park(
                     pending, parked.RECONNECT, f"the ledger connection needs reconnecting: {exc.message}"
                 )
+                await self._db(lambda s, m=exc.message: self._needs_reconnect(s, tenant_id, m))
+                await self._db(self._gauge)
                 return
             except LedgerError as exc:
                 self._count_error(exc)
@@ -209,6 +245,18 @@ class Poster:
         if row is not None and (row.day_parked_until is None or row.day_parked_until < until):
             row.day_parked_until = until
 
+    def _needs_reconnect(self, session: Session, tenant_id: str, message: str) -> None:
+        """Make sure a connection the ledger refused is marked (the connector usually has already)."""
+        row = connections.get(session, tenant_id, self.ledger)
+        if row is not None and row.status == "active":
+            connections.mark(session, row, "needs_reconnect", message[:1000])
+
+    def _quota_gauge(self, tenant_id: str) -> None:
+        quota = self.connector.quota(tenant_id)
+        for window, value in (("minute", quota.minute_remaining), ("day", quota.day_remaining)):
+            if value is not None:
+                self.metrics.quota_remaining.labels(self.ledger, tenant_id, window).set(value)
+
     def _count_error(self, error: LedgerError) -> None:
         self.metrics.ledger_errors.labels(self.ledger, type(error).__name__).inc()
 
@@ -246,9 +294,24 @@ class Poster:
         return len(released)
 
     def _gauge(self, session: Session) -> None:
-        for (ledger, why), n in parked.counts(session).items():
-            if ledger == self.ledger:
-                self.metrics.parked.labels(ledger, why).set(n)
+        counts = parked.counts(session)
+        for why in (parked.RECONNECT, parked.DAY_LIMIT, parked.BINDING):
+            self.metrics.parked.labels(self.ledger, why).set(counts.get((self.ledger, why), 0))
+        blocked = blocked_tenants(session, self.ledger, self.now())
+        for why in (parked.RECONNECT, parked.DAY_LIMIT):
+            self.metrics.tenants_blocked.labels(self.ledger, why).set(blocked[why])
+
+
+def blocked_tenants(session: Session, ledger: str, now: datetime) -> dict[str, int]:
+    """Tenants of `ledger` that cannot post now: connection needs reconnecting / day limit reached."""
+    out = {parked.RECONNECT: 0, parked.DAY_LIMIT: 0}
+    model = connections.LedgerConnection
+    for row in session.scalars(select(model).where(model.ledger == ledger)):
+        if row.status != "active":
+            out[parked.RECONNECT] += 1
+        elif row.day_parked_until is not None and row.day_parked_until > now:
+            out[parked.DAY_LIMIT] += 1
+    return out
 
 
 def _describe(error: LedgerError) -> str:
