@@ -1,6 +1,7 @@
 """`ledgerstream tenants …`: apply, show, list and trace tenant configurations.
 
     ledgerstream tenants apply examples/tenants/acme-uk.yaml --by alice
+    ledgerstream tenants apply examples/tenants/acme-uk.yaml --check-ledger
     ledgerstream tenants show acme-uk --format json --version 2
     ledgerstream tenants list
     ledgerstream tenants history acme-uk
@@ -10,6 +11,18 @@ Every command migrates the database first. `apply` validates, prints the diff an
 stores a new version together with its outbox message; then (unless `--no-publish`)
 relays pending outbox messages to Kafka. Kafka being down is not an error: the
 messages stay in the outbox and the worker publishes them.
+
+Checking against the ledger: before anything is written, `apply` can read the tax rates
+and chart of accounts of each ledger the config maps (through `connectors.registry`)
+and reject a code the ledger does not have, has archived, or carries at another rate
+(`store.tenant_config.ledger_problems`). Three modes, the same for the HTTP API's
+`?check_ledger=`:
+
+- default (auto): check every ledger of the config the tenant has an *active*
+  connection to; ledgers not connected yet are skipped (a new tenant is configured
+  before it connects). A connected ledger that cannot be read is an error.
+- `--check-ledger`: every ledger of the config must be connected and readable.
+- `--no-check-ledger`: no check (e.g. while a ledger is down).
 """
 
 from __future__ import annotations
@@ -19,16 +32,19 @@ import getpass
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import tenant_config
+from connectors.protocol import LedgerConnector
+from schemas.tenant import TenantConfig
+from store import connections, tenant_config
 from store.db import open_database
 from store.outbox import pending_count, publish_pending
-from store.tenant_config import ConfigError
+from store.tenant_config import ConfigError, LedgerCatalogue, ledger_problems
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ledgerstream.db"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -116,6 +132,78 @@ def _publish(sessions: sessionmaker[Session], bootstrap: str, timeout: float) ->
     click.echo(f"published {sent} outbox message(s) to Kafka at {bootstrap}")
 
 
+ConnectorFor = Callable[[str], LedgerConnector]
+
+
+@dataclass
+class LedgerCheck:
+    """What checking a config against its ledgers found: catalogues read, problems, ledgers skipped."""
+
+    catalogues: dict[str, LedgerCatalogue] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Ledgers of the config not checked (auto mode, no active connection), with the reason."""
+
+    def check(self, config: TenantConfig) -> list[str]:
+        """For `tenant_config.apply(check=...)`: problems reading the ledgers, then with the codes."""
+        return [*self.problems, *ledger_problems(config, self.catalogues)]
+
+
+async def check_ledgers(
+    sessions: sessionmaker[Session],
+    config: TenantConfig,
+    mode: bool | None,
+    connector_for: ConnectorFor | None = None,
+) -> LedgerCheck:
+    """Read the tax rates and accounts of the config's ledgers (see the module docstring for `mode`).
+
+    `connector_for(ledger)` defaults to `connectors.registry.build(ledger, sessions)`.
+    """
+    from connectors import registry
+    from connectors.errors import LedgerError
+
+    result = LedgerCheck()
+    if mode is False:
+        return result
+    built: dict[str, LedgerConnector] = {}
+    tenant = config.tenant_id
+    try:
+        for ledger in sorted(config.ledgers):
+            with sessions() as session:
+                row = connections.get(session, tenant, ledger)
+                status = row.status if row is not None else None
+            if status != "active":
+                why = "no connection" if status is None else f"its connection is {status}"
+                if mode is None:
+                    result.skipped.append(f"{ledger} ({why})")
+                    continue
+                result.problems.append(
+                    f"ledgers.{ledger}: cannot check against {ledger}: tenant {tenant!r} has {why}; "
+                    "connect it first, or apply without the ledger check"
+                )
+                continue
+            try:
+                if ledger not in built:
+                    built[ledger] = (connector_for or (lambda name: registry.build(name, sessions)))(ledger)
+                connector = built[ledger]
+                rates = await connector.tax_rates(tenant)
+                accounts = await connector.accounts(tenant)
+            except (LedgerError, LookupError, ValueError, OSError) as exc:
+                result.problems.append(
+                    f"ledgers.{ledger}: could not read tax rates and accounts from {ledger}: "
+                    f"{getattr(exc, 'message', None) or str(exc) or type(exc).__name__}"
+                )
+                continue
+            result.catalogues[ledger] = LedgerCatalogue(rates, accounts)
+    finally:
+        if connector_for is None:  # ours to close
+            for connector in built.values():
+                client = getattr(connector, "client", None)
+                if client is not None and hasattr(client, "aclose"):
+                    await client.aclose()
+    return result
+
+
 @click.group()
 def tenants() -> None:
     """Tenant configuration: tax codes, accounts and posting policy per ledger, versioned."""
@@ -124,6 +212,13 @@ def tenants() -> None:
 @tenants.command()
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--dry-run", is_flag=True, help="Validate and show the diff; write nothing.")
+@click.option(
+    "--check-ledger/--no-check-ledger",
+    "check_ledger",
+    default=None,
+    help="Check tax codes and accounts against the ledger: always / never "
+    "(default: against each connected ledger).",
+)
 @click.option("--by", "applied_by", default=_default_user, help="Who applies it (default: $USER).")
 @click.option("--comment", "-m", default=None, help="Why: stored with the version.")
 @click.option("--publish/--no-publish", default=True, show_default=True, help="Relay the outbox to Kafka.")
@@ -135,6 +230,7 @@ def tenants() -> None:
 def apply(
     file: Any,
     dry_run: bool,
+    check_ledger: bool | None,
     applied_by: str,
     comment: str | None,
     publish: bool,
@@ -150,11 +246,18 @@ def apply(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     sessions = open_database(database_url)
+    checked = asyncio.run(check_ledgers(sessions, config, check_ledger))
     try:
         with sessions.begin() as session:
-            result = tenant_config.apply(session, config, applied_by, comment, dry_run, topic=topic)
+            result = tenant_config.apply(
+                session, config, applied_by, comment, dry_run, check=checked.check, topic=topic
+            )
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{source}: rejected:\n" + "\n".join(exc.problems)) from exc
+    for ledger in checked.catalogues:
+        click.echo(f"{config.tenant_id}: tax codes and accounts checked against {ledger}")
+    for ledger in checked.skipped:
+        click.echo(f"{config.tenant_id}: not checked against {ledger}")
 
     tenant = config.tenant_id
     if result.unchanged:

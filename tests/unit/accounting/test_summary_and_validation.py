@@ -1,19 +1,16 @@
-"""Daily summaries, mapping validation, and the small line helpers: one case per row."""
+"""Daily summaries and the small line helpers: one case per row (mapping checks: tests/unit/store)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pytest
-from conftest import UK_ACCOUNTS, UK_TAX, line, order, placed, refunded, run, uk_config
+from conftest import line, order, placed, refunded, run, uk_config
 
 from accounting.engine import apply
 from accounting.lines import allocate, line_tax
 from accounting.summary import close_day
-from accounting.validation import check_mapping
 from schemas.events import OrderPlaced
-from schemas.ledger import LedgerAccount, LedgerTaxRate
-from schemas.tenant import LedgerMapping, TaxCode
 
 D = Decimal
 
@@ -96,72 +93,3 @@ def test_daily_summary_refunds_become_a_summary_credit_note():
         "summary:2024-03-01:GBP",
         "12.00",
     )
-
-
-RATES = [
-    LedgerTaxRate(code=c, name=c, rate=D(r))
-    for c, r in [
-        ("OUTPUT2", 20),
-        ("EXEMPTOUTPUT", 0),
-        ("OUTPUTIE", 23),
-        ("ZERORATEDOUTPUT", 0),
-        ("JE3", 5),
-        ("CA", 0),
-        ("ECZROUTPUTSERVICES", 0),
-        ("NONE", 0),
-    ]
-]
-ACCOUNTS = [
-    LedgerAccount(code=c, name=c, type="REVENUE", accepts_payments=c in ("090", "091", "092"))
-    for c in ["200", "210", "220", "230", "425", "410", "801", "090", "091", "092", "404", "497"]
-]
-
-
-@pytest.mark.parametrize(
-    ("rates", "accounts", "problems"),
-    [
-        pytest.param(RATES, ACCOUNTS, [], id="clean"),
-        pytest.param(
-            [r for r in RATES if r.code != "OUTPUTIE"],
-            ACCOUNTS,
-            ["ledgers.xero.tax.rules[2].tax.code: OUTPUTIE is not an active tax rate in this ledger"],
-            id="missing-tax-rate",
-        ),
-        pytest.param(
-            [r.model_copy(update={"rate": D("17.5")}) if r.code == "JE3" else r for r in RATES],
-            ACCOUNTS,
-            ["ledgers.xero.tax.rules[4].tax.code: JE3 rate 5 differs from the ledger's 17.5"],
-            id="rate-differs",
-        ),
-        pytest.param(
-            [r.model_copy(update={"active": False}) if r.code == "NONE" else r for r in RATES],
-            ACCOUNTS,
-            ["ledgers.xero.tax.no_tax.code: NONE is not an active tax rate in this ledger"],
-            id="archived-tax-rate",
-        ),
-        pytest.param(
-            RATES,
-            [a for a in ACCOUNTS if a.code != "497"],
-            ["ledgers.xero.accounts.rounding: 497 is not an account in this ledger"],
-            id="unknown-account",
-        ),
-        pytest.param(
-            RATES,
-            [a.model_copy(update={"accepts_payments": False}) if a.code == "091" else a for a in ACCOUNTS],
-            ["ledgers.xero.accounts.payments[0].account: 091 does not accept payments"],
-            id="payment-account-not-a-bank",
-        ),
-    ],
-)
-def test_check_mapping(rates, accounts, problems):
-    mapping = LedgerMapping(tax=UK_TAX, accounts=UK_ACCOUNTS)
-    assert check_mapping(mapping, rates, accounts, ledger="xero") == problems
-
-
-def test_check_mapping_without_ledger_prefix():
-    mapping = LedgerMapping(
-        tax=UK_TAX.model_copy(update={"fallback": TaxCode(code="X", rate=D(1))}), accounts=UK_ACCOUNTS
-    )
-    assert check_mapping(mapping, RATES, ACCOUNTS) == [
-        "tax.fallback.code: X is not an active tax rate in this ledger"
-    ]
