@@ -13,6 +13,8 @@ APP_MODULES = (
     "agents.post",
     "agents.maintenance",
     "streams.views.metrics",
+    "agents.dead_letter_store",
+    "agents.alerts",
     "streams.views.xero",
 )
 
@@ -20,6 +22,7 @@ APP_MODULES = (
 COMMAND_GROUPS = (
     ("streams.commands.schemas", "schemas_group"),
     ("streams.commands.tenants", "tenants"),
+    ("streams.commands.dlq", "dlq"),
     ("streams.commands.xero", "xero_group"),
 )
 
