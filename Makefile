@@ -12,7 +12,7 @@ export KAFKA_PORT PG_PORT
 VPY   := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv kafka-up kafka-down pg-up pg-down lint test demo clean
+.PHONY: venv kafka-up kafka-down pg-up pg-down chromium lint test demo clean
 
 venv: $(STAMP)
 
@@ -35,11 +35,23 @@ pg-up:
 pg-down:
 	deploy/local/postgres.sh down
 
+# Debian's chromium for the browser tests (tests/browser); never `playwright install`.
+# As root it is apt-installed when missing; otherwise the browser tests skip, naming the binary.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else \
+	  echo "note: /usr/bin/chromium is missing and we are not root: the browser tests will be skipped" \
+	       "(install it with: sudo apt-get install chromium)"; \
+	fi
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
 # pytest exit code 5 (no tests collected) counts as a failure.
-test: venv kafka-up pg-up
+test: venv chromium kafka-up pg-up
 	@export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) \
 	        DATABASE_URL="$$(deploy/local/postgres.sh url)"; \
 	rc=0; $(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
