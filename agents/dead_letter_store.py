@@ -35,12 +35,12 @@ def _store(letter: DeadLetter, position: str) -> bool:
         return created
 
 
-async def persist(letter: DeadLetter, position: str, sleep=asyncio.sleep) -> None:  # type: ignore[no-untyped-def]
+async def persist(letter: DeadLetter, position: str, sleep=asyncio.sleep, store=None) -> None:  # type: ignore[no-untyped-def]
     """Write until it succeeds; a database outage blocks this partition, it loses nothing."""
     delay = 0.5
     while True:
         try:
-            await asyncio.to_thread(_store, letter, position)
+            await asyncio.to_thread(store or _store, letter, position)
             return
         except SQLAlchemyError as exc:
             log.error("inbox: cannot store dead letter %s (retry in %.1fs): %s", letter.id, delay, exc)
