@@ -184,6 +184,29 @@ def load_yaml(text: str, source: str = "<input>") -> TenantConfig:
         raise ConfigError(problems) from exc
 
 
+def load_json(text: str | bytes, source: str = "<input>") -> TenantConfig:
+    """Parse and validate a tenant config sent as JSON (the HTTP API); `ConfigError` names each field.
+
+    Amounts such as tax rates must be strings or integers here: a JSON float is rejected, as in events.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", 1)
+        raise ConfigError([f"{source}:{line}: invalid JSON: {getattr(exc, 'msg', exc)}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: expected an object of tenant settings at the top level"])
+    try:
+        return TenantConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [
+                f"{source}: {_dotted(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors(include_url=False)
+            ]
+        ) from exc
+
+
 # --------------------------------------------------------------------------- canonical form, YAML out
 
 

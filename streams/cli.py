@@ -16,6 +16,7 @@ APP_MODULES = (
     "agents.dead_letter_store",
     "agents.alerts",
     "streams.views.xero",
+    "streams.views.tenants",
 )
 
 # (module, click group attribute) of our command groups.
