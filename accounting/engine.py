@@ -205,6 +205,7 @@ def _post(
             main_tax_rate=ctx.main_tax.rate,
             lines=docs.record_lines(lines),
             total=doc.total,
+            day=on,
         )
         if kind != "invoice":
             record.paid = doc.total
@@ -220,6 +221,7 @@ def _post(
                     order_id=event.order_id,
                     lines=doc.lines,
                     inclusive=ctx.kind == "inclusive",
+                    source_id=source_id,
                 )
             )
             continue
@@ -381,6 +383,8 @@ def _refunded(work: OrderState, event: OrderRefunded, config: TenantConfig) -> _
                             order_id=event.order_id,
                             lines=doc.lines,
                             inclusive=ctx.kind == "inclusive",
+                            source_id=source_id,
+                            invoice_day=plan.invoice.day,
                         )
                     )
                     continue

@@ -45,6 +45,7 @@ class InvoiceRecord(_State):
     main_tax_rate: Decimal
     lines: list[InvoicedLine]
     total: Decimal
+    day: date | None = Field(None, description="document date (a summary: the day it is summarised in)")
     paid: Decimal = ZERO
     credited: Decimal = ZERO
     credit_allocated: Decimal = ZERO

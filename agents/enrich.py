@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ from streams.app import (
 log = logging.getLogger(__name__)
 
 
-def _config_for(tenant_id: str) -> TenantConfig | None:
+def tenant_config(tenant_id: str) -> TenantConfig | None:
+    """The tenant's loaded configuration (the global tenant-config table), or None."""
     raw = tenant_configs.get(tenant_id)
     return TenantConfig.model_validate_json(raw) if raw else None
 
@@ -50,17 +52,29 @@ async def enrich_orders(stream):  # type: ignore[no-untyped-def]
         result = enrich(
             event.value,
             source=source,
-            config_for=_config_for,
+            config_for=tenant_config,
             state_for=_state_for,
             now=datetime.now(UTC),
         )
+        # Commands and contributions reach the broker BEFORE the state records the event as
+        # processed: a crash in between re-sends them (same idempotency keys / dedup keys)
+        # instead of skipping the event as a duplicate with its commands lost. (Faust would
+        # otherwise hold them until the offset commit, after the state's changelog write.)
+        delivered = []
         for command in result.commands:
-            await command_topics[command.ledger].send(
-                key=command.tenant_id.encode(), value=command.model_dump_json().encode()
+            delivered.append(
+                await command_topics[command.ledger].send(
+                    key=command.tenant_id.encode(), value=command.model_dump_json().encode(), force=True
+                )
             )
             metrics.commands_emitted.labels(command.ledger, command.kind).inc()
         for part in result.summary:
-            await summaries_topic.send(key=part.tenant_id.encode(), value=_contribution_json(part))
+            delivered.append(
+                await summaries_topic.send(
+                    key=part.tenant_id.encode(), value=_contribution_json(part), force=True
+                )
+            )
+        await asyncio.gather(*delivered)
         if result.state is not None and result.order_id:
             order_state[result.order_id] = result.state.model_dump_json()
         if result.dead_letter is not None:
@@ -79,7 +93,7 @@ async def load_tenant_config(stream):  # type: ignore[no-untyped-def]
         except ValueError as exc:
             log.error("tenant config for %r rejected: %s", tenant_id, exc)
             continue
-        current = _config_for(config.tenant_id)
+        current = tenant_config(config.tenant_id)
         if current is None or current.version <= config.version:
             tenant_configs[config.tenant_id] = config.model_dump_json()
             metrics.tenant_config_version.labels(config.tenant_id).set(config.version)

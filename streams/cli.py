@@ -11,6 +11,7 @@ from faust.cli.faust import cli
 APP_MODULES = (
     "agents.enrich",
     "agents.post",
+    "agents.summary",
     "agents.maintenance",
     "streams.views.metrics",
     "agents.dead_letter_store",

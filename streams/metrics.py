@@ -72,3 +72,9 @@ class Metrics:
             ["ledger", "why"],
             registry=registry,
         )
+        self.summaries_closed = Counter(
+            "ledgerstream_summaries_closed_total",
+            "Daily summaries closed into documents (kind: invoice.create, credit_note.create).",
+            ["ledger", "kind"],
+            registry=registry,
+        )
