@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from accounting.state import OrderState
+from accounting.summary import SummaryContribution
 from agents.enrichment import enrich
 from schemas.dead_letter import DeadLetter, SourcePosition
 from schemas.tenant import TenantConfig
@@ -100,7 +102,15 @@ async def load_tenant_config(stream):  # type: ignore[no-untyped-def]
             log.info("tenant %s config version %s loaded", config.tenant_id, config.version)
 
 
-def _contribution_json(part) -> bytes:  # type: ignore[no-untyped-def]
-    from dataclasses import asdict
-
+def _contribution_json(part: SummaryContribution) -> bytes:
     return json.dumps(asdict(part), default=str, sort_keys=True).encode()
+
+
+@tenant_configs.on_recover
+async def _report_recovered_versions() -> None:
+    """After a (re)start the table is filled from its changelog, not by the loading agent: report
+    the versions it recovered, so `ledgerstream_tenant_config_version` is right from the start."""
+    for raw in list(tenant_configs.values()):
+        if raw:
+            config = TenantConfig.model_validate_json(raw)
+            metrics.tenant_config_version.labels(config.tenant_id).set(config.version)

@@ -33,7 +33,7 @@ from connectors.protocol import LedgerConnector
 from schemas.tenant import TenantConfig
 from store import tenant_config
 from store.tenant_config import ConfigError
-from streams.app import app, metrics, names, tenant_configs
+from streams.app import app, names, tenant_configs
 from streams.commands.tenants import check_ledgers
 from streams.database import sessions
 from streams.views.auth import require_api_token
@@ -182,16 +182,6 @@ def loaded(tenant_id: str) -> Result:
         return 404, {"error": f"tenant {tenant_id!r} is not loaded on this worker"}
     config = TenantConfig.model_validate_json(raw)
     return 200, {"tenant_id": tenant_id, "version": config.version, "config": config.model_dump(mode="json")}
-
-
-@tenant_configs.on_recover
-async def _report_recovered_versions() -> None:
-    """After a (re)start the table is filled from its changelog, not by the loading agent: report
-    the versions it recovered, so `ledgerstream_tenant_config_version` is right from the start."""
-    for raw in list(tenant_configs.values()):
-        if raw:
-            config = TenantConfig.model_validate_json(raw)
-            metrics.tenant_config_version.labels(config.tenant_id).set(config.version)
 
 
 # --------------------------------------------------------------------------- views
