@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, wait_random_exponential
 
@@ -80,7 +81,7 @@ class Poster:
 
         async def one_tenant(tenant_id: str, group: list[PostingCommand]) -> None:
             for i in range(0, len(group), self.connector.max_batch):
-                await self._post_tenant(tenant_id, group[i : i + self.connector.max_batch])
+                await self._post_guarded(tenant_id, group[i : i + self.connector.max_batch])
 
         outcomes = await asyncio.gather(
             *(one_tenant(t, g) for t, g in by_tenant.items()), return_exceptions=True
@@ -88,6 +89,27 @@ class Poster:
         for outcome in outcomes:  # every tenant has finished; now surface the first crash
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def _post_guarded(self, tenant_id: str, commands: list[PostingCommand]) -> None:
+        """`_post_tenant`, never losing the batch to a failure outside the ledger error tree.
+
+        The stream acks a batch once this returns or raises, so: while our database is
+        unreachable, wait and try the same batch again (replays are safe: bindings); any
+        other unexpected error dead-letters the batch (`internal_error`) and the agent goes on.
+        """
+        outage = 0
+        while True:
+            try:
+                await self._post_tenant(tenant_id, commands)
+                return
+            except OperationalError as exc:
+                outage += 1
+                log.error("database unavailable while posting for %s (try %d): %s", tenant_id, outage, exc)
+                await self.sleep(min(2.0**outage, 30.0))
+            except Exception as exc:
+                log.exception("posting for tenant %s failed unexpectedly", tenant_id)
+                await self._dead(commands, Reason.INTERNAL_ERROR, LedgerError(f"internal error: {exc!r}"), 1)
+                return
 
     async def _post_tenant(self, tenant_id: str, commands: list[PostingCommand]) -> None:
         blocked = await self._db(lambda s: self._blocked(s, tenant_id))

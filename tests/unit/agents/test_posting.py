@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
 
 from agents.posting import Poster
-from connectors.errors import AuthRevoked, LedgerError, NotFound, RateLimited, Rejected, Transient
+from connectors.errors import AuthRevoked, NotFound, RateLimited, Rejected, Transient
 from connectors.protocol import PostResult, Quota
 from schemas.commands import (
     ContactDetails,
@@ -112,7 +113,7 @@ class FakeConnector:
         self.calls.append((tenant_id, [c.source_id for c in commands]))
         steps = self.script.get(tenant_id) or []
         step = steps.pop(0) if steps else None
-        if isinstance(step, LedgerError):
+        if isinstance(step, Exception):
             raise step
         if callable(step):
             return step(commands)
@@ -340,6 +341,25 @@ async def test_transient_then_success_posts_without_dead_letter(h: Harness) -> N
     h.connector.then("a", Transient("reset"))
     await h.poster.post([invoice("a", 1)])
     assert h.letters == [] and len(h.connector.calls) == 2
+
+
+async def test_database_outage_retries_the_same_batch_until_it_posts(h: Harness) -> None:
+    outage = OperationalError("SELECT 1", {}, Exception("connection refused"))
+    h.connector.then("a", outage, outage)
+    await h.poster.post([invoice("a", 1), invoice("a", 2)])
+    assert [ids for _, ids in h.connector.calls] == [["order:1", "order:2"]] * 3
+    assert h.sleeps == [2.0, 4.0]
+    assert h.letters == []
+    assert h.metric("ledgerstream_posts_total", ledger="xero", kind="invoice.create", result="posted") == 2
+
+
+async def test_unexpected_error_dead_letters_the_batch_and_posting_goes_on(h: Harness) -> None:
+    h.connector.then("a", KeyError("Total"))
+    await h.poster.post([invoice("a", 1), invoice("a", 2)])
+    assert [letter.reason_code.value for letter in h.letters] == ["internal_error", "internal_error"]
+    assert "KeyError" in h.letters[0].reason
+    await h.poster.post([invoice("a", 3)])  # the next batch posts normally
+    assert h.metric("ledgerstream_posts_total", ledger="xero", kind="invoice.create", result="posted") == 1
 
 
 async def test_payment_for_unbound_invoice_is_parked_until_the_binding_exists(h: Harness) -> None:
