@@ -17,6 +17,7 @@ import httpx
 
 from connectors.errors import Transient
 from connectors.protocol import Quota
+from connectors.xero import mapper
 from connectors.xero.mapper import Json, decode, encode
 from connectors.xero.settings import XeroSettings
 from connectors.xero.translate import translate, translate_transport
@@ -45,6 +46,28 @@ def where_equals(field: str, value: str) -> str:
 
 def where_any(field: str, values: Iterable[str]) -> str:
     return " OR ".join(where_equals(field, v) for v in values)
+
+
+def where_chunks(
+    terms: Iterable[tuple[str, str]], *, max_terms: int = 25, max_chars: int = 1200
+) -> list[str]:
+    """`Field=="value" OR ...` clauses covering every (field, value) term, each with at most
+    `max_terms` terms and (unless one term alone is longer) `max_chars` characters, so that the
+    URL stays well inside common gateway limits (a 2 KB query string once percent-encoded)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    length = 0
+    for field, value in terms:
+        clause = where_equals(field, value)
+        extra = len(clause) + (4 if current else 0)
+        if current and (len(current) >= max_terms or length + extra > max_chars):
+            chunks.append(" OR ".join(current))
+            current, length, extra = [], 0, len(clause)
+        current.append(clause)
+        length += extra
+    if current:
+        chunks.append(" OR ".join(current))
+    return chunks
 
 
 class XeroClient:
@@ -135,24 +158,15 @@ class XeroClient:
 
     # ------------------------------------------------------------ contacts
 
-    async def find_contact(
-        self, auth: Auth, *, email: str | None = None, name: str | None = None
-    ) -> Json | None:
-        """The first ACTIVE contact with this email (or, without email, this name); None if none."""
-        if email:
-            clause = where_equals("EmailAddress", email)
-        elif name:
-            clause = where_equals("Name", name)
-        else:
-            raise ValueError("find_contact needs email or name")
+    async def find_contacts(self, auth: Auth, where: str) -> list[Json]:
+        """The ACTIVE contacts matching a `where` clause (archived ones are left out)."""
         payload = await self.request(
             auth,
             "GET",
             "Contacts",
-            params={"where": clause, "includeArchived": "false", "summaryOnly": "true"},
+            params={"where": where, "includeArchived": "false", "summaryOnly": "true"},
         )
-        found = [c for c in self._items(payload, "Contacts") if c.get("ContactStatus", "ACTIVE") == "ACTIVE"]
-        return found[0] if found else None
+        return [c for c in self._items(payload, "Contacts") if c.get("ContactStatus", "ACTIVE") == "ACTIVE"]
 
     async def create_contacts(self, auth: Auth, elements: list[Json], idempotency_key: str) -> list[Json]:
         payload = await self.request(
@@ -160,7 +174,7 @@ class XeroClient:
             "PUT",
             "Contacts",
             params={"summarizeErrors": "false"},
-            body={"Contacts": elements},
+            body=mapper.contacts_body(elements),
             idempotency_key=idempotency_key,
         )
         return self._items(payload, "Contacts")
@@ -174,7 +188,7 @@ class XeroClient:
             "PUT",
             "Invoices",
             params=WRITE_PARAMS,
-            body={"Invoices": elements},
+            body=mapper.invoices_body(elements),
             idempotency_key=idempotency_key,
         )
         return self._items(payload, "Invoices")
@@ -200,7 +214,7 @@ class XeroClient:
             "PUT",
             "CreditNotes",
             params=WRITE_PARAMS,
-            body={"CreditNotes": elements},
+            body=mapper.credit_notes_body(elements),
             idempotency_key=idempotency_key,
         )
         return self._items(payload, "CreditNotes")
@@ -230,7 +244,7 @@ class XeroClient:
             "PUT",
             "Payments",
             params={"summarizeErrors": "false"},
-            body={"Payments": elements},
+            body=mapper.payments_body(elements),
             idempotency_key=idempotency_key,
         )
         return self._items(payload, "Payments")

@@ -3,9 +3,13 @@
 post(tenant_id, commands), for ≤ 50 commands of one tenant, in this order:
   1. load the bindings of every source id (and of referenced invoices); bound → already_bound;
   2. recover pending intents (see below) by searching Xero;
-  3. resolve contacts: in-memory cache per tenant → find by email → by name → create;
+  3. resolve contacts for the whole batch (`_resolve_contacts`): in-memory cache per tenant →
+     `GET /Contacts?where=EmailAddress=="a" OR …` (25 terms a call) → ONE `PUT /Contacts` of the
+     missing ones; a refused element is looked up by name (taken name) or rejects its documents.
+     About 3 calls per batch however many customers are new;
   4. invoices and sales receipts: ONE `PUT /Invoices?summarizeErrors=false` (Idempotency-Key =
-     sha256 of the sorted member keys); each OK element is bound (committed) at once;
+     `mapper.batch_key`: the sorted member keys and a hash of the body, so a corrected replay of
+     the same commands gets a new key); each OK element is bound (committed) at once;
   5. payments settling sales receipts (Xero has no sales receipt, see mapper);
   6. credit notes: one `PUT /CreditNotes`, then an allocation per credit note against the
      invoice bound to `invoice_source_id` (missing → NotFound("invoice not posted yet"));
@@ -53,7 +57,7 @@ from connectors.errors import (
 )
 from connectors.protocol import PostResult, Quota
 from connectors.xero import mapper
-from connectors.xero.client import Auth, XeroClient, where_any
+from connectors.xero.client import Auth, XeroClient, where_any, where_chunks
 from connectors.xero.tokens import TokenManager
 from connectors.xero.translate import element_messages
 from schemas.commands import (
@@ -73,7 +77,13 @@ log = logging.getLogger(__name__)
 LEDGER = "xero"
 T = TypeVar("T")
 SEARCH_CHUNK = 10  # references per `where` clause (keeps URLs short)
+CONTACT_CHUNK = 25  # emails or names per `GET /Contacts?where=` (a batch of 50: two calls)
 DEAD = {"DELETED", "VOIDED"}
+ZERO_ID = "00000000-0000-0000-0000-000000000000"  # the id Xero echoes on elements it did not create
+BODIES: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
+    "invoices": mapper.invoices_body,
+    "credit_notes": mapper.credit_notes_body,
+}
 
 
 def _sha(*parts: str) -> str:
@@ -81,7 +91,50 @@ def _sha(*parts: str) -> str:
 
 
 def _failed(element: dict[str, Any]) -> bool:
-    return bool(element.get("HasErrors")) or element.get("StatusAttributeString") == "ERROR"
+    return (
+        bool(element.get("HasErrors"))
+        or bool(element.get("HasValidationErrors"))  # how contacts and payments flag them
+        or element.get("StatusAttributeString") == "ERROR"
+    )
+
+
+def _name_key(name: str) -> str:
+    return name.strip().lower()
+
+
+def _contact_keys(details: ContactDetails) -> list[str]:
+    """In-memory cache keys of a contact: by email (checked first), then by name."""
+    return ([f"email:{details.email.lower()}"] if details.email else []) + [f"name:{_name_key(details.name)}"]
+
+
+class _Person:
+    """The commands of one post() that need the same, not yet cached, Xero contact."""
+
+    def __init__(self, details: ContactDetails) -> None:
+        self.details = details  # the first command's details: what a create sends
+        self.members: list[int] = []
+        self.all_details: list[ContactDetails] = []
+        self.keys: set[str] = set()
+        self.contact_id: str | None = None
+        self.error: LedgerError | None = None
+
+    def add(self, i: int, details: ContactDetails) -> None:
+        self.members.append(i)
+        self.all_details.append(details)
+        self.keys.update(_contact_keys(details))
+
+    def merge(self, other: _Person) -> None:
+        self.members += other.members
+        self.all_details += other.all_details
+        self.keys |= other.keys
+
+    def emails(self) -> list[str]:
+        """Distinct emails (case-insensitively), in the order the commands gave them."""
+        seen: dict[str, str] = {}
+        for d in self.all_details:
+            if d.email and d.email.lower() not in seen:
+                seen[d.email.lower()] = d.email
+        return list(seen.values())
 
 
 def _rejected(element: dict[str, Any], what: str) -> Rejected:
@@ -408,43 +461,134 @@ class _Post:
 
     # ------------------------------------------------------------ contacts
 
-    async def _contact_id(self, details: ContactDetails) -> str:
-        cache = self.c._contacts.setdefault(self.tenant_id, {})
-        keys = ([f"email:{details.email.lower()}"] if details.email else []) + [
-            f"name:{details.name.lower()}"
-        ]
-        for key in keys:
-            if key in cache:
-                return cache[key]
-        found = None
-        if details.email:
-            found = await self.call(self.client.find_contact, email=details.email)
-        if found is None:
-            found = await self.call(self.client.find_contact, name=details.name)
-        if found is None:
-            element = mapper.contact(details)
-            key = _sha(self.tenant_id, "contact", details.name, details.email or "")
-            created = await self.call(self.client.create_contacts, [element], key)
-            if not created or _failed(created[0]):
-                raise _rejected(created[0] if created else {}, "contact")
-            found = created[0]
-        contact_id = found["ContactID"]
-        for key in keys:
-            cache[key] = contact_id
-        return contact_id
-
     async def _contacts(self, idx: list[int]) -> None:
+        """Resolve the contact of every command in `idx` (see `_resolve_contacts`); a contact Xero
+        refuses makes each command that needs it Rejected; UpsertContact commands are bound."""
+        wanted: dict[int, ContactDetails] = {}
         for i in idx:
             cmd = self.commands[i]
-            details = cmd.contact if isinstance(cmd, UpsertContact) else cmd.document.contact  # type: ignore[union-attr]
-            try:
-                self.contacts[i] = await self._contact_id(details)
-            except Rejected as exc:
-                self._result(i, error=exc)
+            wanted[i] = cmd.contact if isinstance(cmd, UpsertContact) else cmd.document.contact  # type: ignore[union-attr]
+        resolved = await self._resolve_contacts(wanted)
+        for i in idx:
+            outcome = resolved[i]
+            if isinstance(outcome, LedgerError):
+                self._result(i, error=outcome)
                 continue
+            self.contacts[i] = outcome
+            cmd = self.commands[i]
             if isinstance(cmd, UpsertContact):
-                stored = await self._bind(cmd.source_id, self.contacts[i], cmd.kind, cmd.idempotency_key)
+                stored = await self._bind(cmd.source_id, outcome, cmd.kind, cmd.idempotency_key)
                 self._result(i, external_id=stored)
+
+    async def _resolve_contacts(self, wanted: dict[int, ContactDetails]) -> dict[int, str | LedgerError]:
+        """ContactIDs for a batch, in a few calls however many customers are new:
+
+        1. the tenant's in-memory cache (by email, then by name): no call;
+        2. the others are grouped into people (same email or same name: one Xero contact, names
+           being unique in Xero) and looked up together: `GET /Contacts?where=EmailAddress=="a"
+           OR ...` (people without email: `Name=="..."`), ≤ 25 terms per call;
+        3. those not found are created by ONE `PUT /Contacts?summarizeErrors=false`
+           (Idempotency-Key from the members and the body);
+        4. elements Xero refuses (typically: the name belongs to a contact with another or no
+           email) are looked up by name in one more call and that contact is used; a refused
+           element with no such contact is Rejected with Xero's message.
+        """
+        cache = self.c._contacts.setdefault(self.tenant_id, {})
+        out: dict[int, str | LedgerError] = {}
+        people: list[_Person] = []
+        by_key: dict[str, _Person] = {}
+        for i, details in wanted.items():
+            keys = _contact_keys(details)
+            hit = next((cache[k] for k in keys if k in cache), None)
+            if hit is not None:
+                out[i] = hit
+                continue
+            groups: list[_Person] = []
+            for k in keys:
+                if k in by_key and not any(g is by_key[k] for g in groups):
+                    groups.append(by_key[k])
+            person = groups[0] if groups else _Person(details)
+            if not groups:
+                people.append(person)
+            for other in groups[1:]:  # this command links two people: they are one contact
+                person.merge(other)
+                people.remove(other)
+            person.add(i, details)
+            for k in person.keys:
+                by_key[k] = person
+
+        if people:
+            terms: list[tuple[str, str]] = []
+            for person in people:
+                emails = person.emails()
+                terms += [("EmailAddress", e) for e in emails] if emails else [("Name", person.details.name)]
+            by_email, by_name = await self._find_contacts(terms)
+            for person in people:
+                emails = person.emails()
+                match = (
+                    next((by_email[e.lower()] for e in emails if e.lower() in by_email), None)
+                    if emails
+                    else by_name.get(_name_key(person.details.name))
+                )
+                if match is not None:
+                    person.contact_id = match["ContactID"]
+            await self._create_contacts([p for p in people if p.contact_id is None])
+
+        for person in people:
+            failure = person.error or Rejected("Xero did not create the contact")
+            for i in person.members:
+                out[i] = person.contact_id or failure
+            if person.contact_id:
+                for k in person.keys:
+                    cache[k] = person.contact_id
+        return out
+
+    async def _find_contacts(
+        self, terms: list[tuple[str, str]]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Active contacts matching any term, indexed by lower-cased email and by name."""
+        by_email: dict[str, dict[str, Any]] = {}
+        by_name: dict[str, dict[str, Any]] = {}
+        for where in where_chunks(terms, max_terms=CONTACT_CHUNK):
+            for found in await self.call(self.client.find_contacts, where):
+                if not found.get("ContactID"):
+                    continue
+                if found.get("EmailAddress"):
+                    by_email.setdefault(str(found["EmailAddress"]).lower(), found)
+                if found.get("Name"):
+                    by_name.setdefault(_name_key(str(found["Name"])), found)
+        return by_email, by_name
+
+    async def _create_contacts(self, missing: list[_Person]) -> None:
+        if not missing:
+            return
+        elements = [mapper.contact(p.details) for p in missing]
+        members = [_sha(self.tenant_id, "contact", p.details.name, p.details.email or "") for p in missing]
+        key = mapper.batch_key(members, "contacts", mapper.contacts_body(elements))
+        try:
+            created = await self.call(self.client.create_contacts, elements, key)
+        except Rejected as exc:  # a whole-request 400: every new contact carries it
+            for person in missing:
+                person.error = exc
+            return
+        if len(created) != len(elements):
+            raise Transient(f"Xero returned {len(created)} contacts for {len(elements)} sent")
+        refused: list[tuple[_Person, dict[str, Any]]] = []
+        for person, element in zip(missing, created, strict=True):
+            if _failed(element) or not element.get("ContactID") or element["ContactID"] == ZERO_ID:
+                refused.append((person, element))
+            else:
+                person.contact_id = element["ContactID"]
+        if not refused:
+            return
+        _, by_name = await self._find_contacts([("Name", p.details.name) for p, _ in refused])
+        for person, element in refused:
+            match = by_name.get(_name_key(person.details.name))
+            if match is not None:
+                log.info("xero: contact name already taken by %s: using it", match["ContactID"])
+                person.contact_id = match["ContactID"]
+            else:
+                person.error = _rejected(element, "contact")
 
     # ------------------------------------------------------------ invoices and receipts
 
@@ -478,7 +622,7 @@ class _Post:
     ) -> None:
         cmds = [self.commands[i] for i in idx]
         await self._intents([(c.source_id, c.kind, c.idempotency_key) for c in cmds])
-        key = mapper.batch_key([c.idempotency_key for c in cmds], operation)
+        key = mapper.batch_key([c.idempotency_key for c in cmds], operation, BODIES[operation](elements))
         try:
             created = await self.call(create, elements, key)
         except Rejected as exc:  # a whole-request 400: every member carries it; intents kept
@@ -551,11 +695,10 @@ class _Post:
             (a.get("Invoice") or {}).get("InvoiceID") == invoice_id for a in element.get("Allocations") or ()
         )
         if invoice_id and cmd.status == "authorised" and cmd.allocate > 0 and not done:
-            key = _sha(cmd.idempotency_key, "allocation")
+            body = mapper.allocation(cmd, invoice_id)
+            key = mapper.batch_key([cmd.idempotency_key], "allocation", body)
             try:
-                allocated = await self.call(
-                    self.client.allocate_credit_note, credit_note_id, mapper.allocation(cmd, invoice_id), key
-                )
+                allocated = await self.call(self.client.allocate_credit_note, credit_note_id, body, key)
                 if allocated and _failed(allocated[0]):
                     error = _rejected(allocated[0], "allocation")
             except (Rejected, NotFound) as exc:
@@ -613,7 +756,9 @@ class _Post:
                 [(payments[i].source_id, payments[i].kind, payments[i].idempotency_key) for i in todo]
             )
             elements = [mapper.payment(payments[i], self.bound[payments[i].invoice_source_id]) for i in todo]
-            key = mapper.batch_key([payments[i].idempotency_key for i in todo], "payments")
+            key = mapper.batch_key(
+                [payments[i].idempotency_key for i in todo], "payments", mapper.payments_body(elements)
+            )
             try:
                 created = await self.call(self.client.create_payments, elements, key)
             except Rejected as exc:

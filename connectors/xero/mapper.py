@@ -252,7 +252,15 @@ def receipt_payment(command: CreateSalesReceipt) -> CreatePayment:
     )
 
 
-def batch_key(keys: list[str] | tuple[str, ...], operation: str = "") -> str:
-    """The Idempotency-Key of a batch: sha256 of its members' keys, sorted (same batch, same key)."""
-    raw = "\n".join([operation, *sorted(keys)])
+def batch_key(keys: list[str] | tuple[str, ...], operation: str, body: Any) -> str:
+    """The Idempotency-Key of a batch: sha256 of the operation, its members' keys (sorted) and a
+    sha256 of the request body as sent (`encode(body)`).
+
+    Same commands and same body → same key, so Xero replays its answer to a repeat. A corrected
+    replay of the same commands (e.g. a re-mapped tax code from the dead-letter inbox) has a
+    different body, hence a different key: Xero would answer a reused key with a different body
+    with a 400 instead of processing it.
+    """
+    body_sha = hashlib.sha256(encode(body)).hexdigest()
+    raw = "\n".join([operation, *sorted(keys), body_sha])
     return hashlib.sha256(raw.encode()).hexdigest()

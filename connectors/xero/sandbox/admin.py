@@ -81,6 +81,7 @@ def dump(state: SandboxState, with_log: bool = True) -> dict[str, Any]:
             for tid, org in state.orgs.items()
         },
         "api_calls": dict(state.api_calls),
+        "refused_calls": dict(state.refused_calls),
         "connections": [{"id": c.id, "client_id": c.client_id, "tenantId": c.tenant_id}
                         for c in state.connections.values()],
         "faults": [f.describe() for f in state.faults.armed if f.count > 0],

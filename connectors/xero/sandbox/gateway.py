@@ -104,6 +104,7 @@ async def api_gateway(request: web.Request, handler: Handler) -> web.StreamRespo
             "X-Rate-Limit-Problem": refusal.problem}
         if refusal.retry_after is not None:
             headers["Retry-After"] = str(refusal.retry_after)
+        state.refused_calls[tenant] += 1
         return respond(problem(429, "Too Many Requests", "Rate limit exceeded"), 429, headers)
     state.api_calls[tenant] += 1
     CALL.set(ApiCall(state, state.orgs[tenant], access))

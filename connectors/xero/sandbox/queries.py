@@ -1,5 +1,7 @@
 """GET filters: a small `where` subset (`Field=="x"` joined by AND, groups joined by OR), ID
-lists, paging. OR binds looser than AND, as in Xero (`A AND B OR C` = `(A AND B) OR C`)."""
+lists, paging. OR binds looser than AND, as in Xero (`A AND B OR C` = `(A AND B) OR C`).
+Quoted values may hold `AND`/`OR` and backslash-escaped quotes or backslashes (`"a \\"b\\""`),
+the escaping the client's `where_equals` applies."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from typing import Any
 
 _CLAUSE = re.compile(
     r'^\s*(?P<field>[A-Za-z]+(?:\.[A-Za-z]+)*)\s*(?P<op>==|!=)\s*'
-    r'(?:"(?P<text>[^"]*)"|Guid\("(?P<guid>[^"]*)"\)|(?P<bare>true|false|-?\d+(?:\.\d+)?))\s*$'
+    r'(?:"(?P<text>(?:[^"\\]|\\.)*)"|Guid\("(?P<guid>[^"]*)"\)|(?P<bare>true|false|-?\d+(?:\.\d+)?))\s*$'
 )
+_ESCAPE = re.compile(r"\\(.)")
 _AND = re.compile(r"\s+AND\s+|\s*&&\s*", re.IGNORECASE)
 _OR = re.compile(r"\s+OR\s+|\s*\|\|\s*", re.IGNORECASE)
 
@@ -20,22 +23,49 @@ class QueryError(ValueError):
     """A `where` clause the sandbox cannot parse (Xero: QueryParseException)."""
 
 
+def _split(where: str, separator: re.Pattern[str]) -> list[str]:
+    """Split at `separator` wherever it occurs outside a double-quoted value."""
+    parts: list[str] = []
+    start = i = 0
+    quoted = False
+    while i < len(where):
+        ch = where[i]
+        if quoted:
+            if ch == "\\":
+                i += 2
+                continue
+            quoted = ch != '"'
+        elif ch == '"':
+            quoted = True
+        else:
+            match = separator.match(where, i)
+            if match is not None:
+                parts.append(where[start:i])
+                start = i = match.end()
+                continue
+        i += 1
+    parts.append(where[start:])
+    return parts
+
+
 def parse_where(where: str) -> list[tuple[str, str, str]]:
     """Clauses as (dotted field, operator, value)."""
     clauses = []
-    for part in _AND.split(where.strip()):
+    for part in _split(where.strip(), _AND):
         match = _CLAUSE.match(part)
         if match is None:
             raise QueryError(f"Unsupported where clause: {part!r}")
-        value = match["text"] if match["text"] is not None else match["guid"] or match["bare"]
+        if match["text"] is not None:
+            value = _ESCAPE.sub(r"\1", match["text"])
+        else:
+            value = match["guid"] or match["bare"]
         clauses.append((match["field"], match["op"], value))
     return clauses
 
 
 def parse_where_any(where: str) -> list[list[tuple[str, str, str]]]:
-    """OR-groups of AND-clauses. Quoted values are split too, so values holding ` OR ` are not
-    supported (the sandbox's subset; Xero parses them)."""
-    return [parse_where(group) for group in _OR.split(where.strip())]
+    """OR-groups of AND-clauses."""
+    return [parse_where(group) for group in _split(where.strip(), _OR)]
 
 
 def _lookup(doc: dict[str, Any], field: str) -> Any:

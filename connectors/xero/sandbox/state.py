@@ -195,6 +195,7 @@ class SandboxState:
         self.connections: dict[str, Connection] = {}
         self.request_log: deque[dict[str, Any]] = deque(maxlen=self.config.request_log_size)
         self.api_calls: Counter[str] = Counter()
+        self.refused_calls: Counter[str] = Counter()  # 429s from the rate limits, per tenant
         self.limits = RateLimiter(self.config.limits, self.now)
         self.idempotency = IdempotencyCache(self.config.idempotency_seconds, self.now)
         self.faults = Faults()

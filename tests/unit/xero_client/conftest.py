@@ -71,8 +71,11 @@ def settings() -> XeroSettings:
 
 
 class FakeXero:
-    """Just enough Xero: tokens (rotating refresh tokens), connections, contacts, invoices,
-    credit notes (+ allocations), payments, tax rates, accounts. Knobs: `fail_next`, `reject`."""
+    """Just enough Xero: tokens (rotating refresh tokens), connections, contacts (unique names,
+    `where` with OR), invoices, credit notes (+ allocations), payments, tax rates, accounts.
+    Idempotency as Xero: a key reused with the same request replays the first 200, with a
+    different body it is a 400. Knobs: `fail_next`, `reject_references`, `reject_tax_types`,
+    `reject_contact_names`."""
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec
@@ -87,7 +90,9 @@ class FakeXero:
         self.payments: list[dict[str, Any]] = []
         self.fail_next: list[httpx.Response] = []  # API responses to return before processing
         self.reject_references: set[str] = set()
-        self.idem: dict[str, bytes] = {}
+        self.reject_tax_types: set[str] = set()
+        self.reject_contact_names: dict[str, str] = {}  # name → validation message
+        self.idem: dict[str, tuple[bytes, bytes]] = {}  # key → (request body, response body)
         self.code_challenges: dict[str, str] = {}
         self.revoked: list[str] = []
 
@@ -154,12 +159,16 @@ class FakeXero:
             self.spec.validate_request(request.method, "/" + resource, body)
             key = request.headers["Idempotency-Key"]
             if key in self.idem:
-                return httpx.Response(
-                    200, content=self.idem[key], headers={"Content-Type": "application/json"}
-                )
+                sent, answer = self.idem[key]
+                if sent != request.content:
+                    message = "The Idempotency-Key has already been used with a different request."
+                    return self.json(
+                        {"ErrorNumber": 10, "Type": "ValidationException", "Message": message}, 400
+                    )
+                return httpx.Response(200, content=answer, headers={"Content-Type": "application/json"})
         response = self.route(request.method, resource, request, body)
         if request.method in ("PUT", "POST") and response.status_code == 200:
-            self.idem[request.headers["Idempotency-Key"]] = response.content
+            self.idem[request.headers["Idempotency-Key"]] = (request.content, response.content)
         return response
 
     def token(self, request: httpx.Request) -> httpx.Response:
@@ -184,13 +193,33 @@ class FakeXero:
     def route(self, method: str, resource: str, request: httpx.Request, body: Any) -> httpx.Response:
         params = request.url.params
         if resource == "Contacts" and method == "GET":
-            where = params.get("where", "")
-            field, _, value = where.partition("==")
-            value = json.loads(value)
-            return self.json({"Contacts": [c for c in self.contacts if c.get(field) == value]})
+            terms = []
+            for part in params.get("where", "").split(" OR "):  # test values hold no " OR "
+                field, _, value = part.partition("==")
+                terms.append((field, json.loads(value).lower()))
+            found = [c for c in self.contacts if any(str(c.get(f, "")).lower() == v for f, v in terms)]
+            return self.json({"Contacts": found})
         if resource == "Contacts" and method == "PUT":
             out = []
             for c in body["Contacts"]:
+                taken = any(
+                    x["Name"].lower() == c["Name"].lower() and x["ContactStatus"] == "ACTIVE"
+                    for x in self.contacts
+                )
+                message = self.reject_contact_names.get(c["Name"]) or (
+                    f"The contact name {c['Name']} is already assigned to another contact." if taken else None
+                )
+                if message:
+                    out.append(
+                        {
+                            **c,
+                            "ContactID": "00000000-0000-0000-0000-000000000000",
+                            "HasValidationErrors": True,
+                            "StatusAttributeString": "ERROR",
+                            "ValidationErrors": [{"Message": message}],
+                        }
+                    )
+                    continue
                 c = {**c, "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE"}
                 self.contacts.append(c)
                 out.append(c)
@@ -200,13 +229,21 @@ class FakeXero:
             id_key = "InvoiceID" if resource == "Invoices" else "CreditNoteID"
             out = []
             for el in body[resource]:
-                if el.get("Reference") in self.reject_references:
+                bad_tax = [
+                    li["TaxType"] for li in el["LineItems"] if li.get("TaxType") in self.reject_tax_types
+                ]
+                if el.get("Reference") in self.reject_references or bad_tax:
+                    message = (
+                        f"The TaxType code '{bad_tax[0]}' does not exist or cannot be used"
+                        if bad_tax
+                        else "Account code '999' is not a valid code."
+                    )
                     out.append(
                         {
                             **el,
                             "HasErrors": True,
                             "StatusAttributeString": "ERROR",
-                            "ValidationErrors": [{"Message": "Account code '999' is not a valid code."}],
+                            "ValidationErrors": [{"Message": message}],
                         }
                     )
                     continue
@@ -365,7 +402,7 @@ from schemas.commands import (  # noqa: E402
 def document(
     ref: str,
     *,
-    email: str = "ann@example.com",
+    email: str | None = "ann@example.com",
     name: str = "Ann Smith",
     number: str | None = None,
     discount: str = "0",

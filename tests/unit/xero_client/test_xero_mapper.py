@@ -124,6 +124,32 @@ def test_spec_catches_bad_payload(xero_spec: Any) -> None:
 
 
 def test_batch_key_is_order_independent() -> None:
-    assert mapper.batch_key(["b", "a"], "invoices") == mapper.batch_key(["a", "b"], "invoices")
-    assert mapper.batch_key(["a", "b"], "invoices") != mapper.batch_key(["a", "b"], "payments")
-    assert len(mapper.batch_key(["a"] * 50)) == 64
+    body = {"Invoices": [{"Reference": "#1"}]}
+    assert mapper.batch_key(["b", "a"], "invoices", body) == mapper.batch_key(["a", "b"], "invoices", body)
+    assert mapper.batch_key(["a", "b"], "invoices", body) != mapper.batch_key(["a", "b"], "payments", body)
+    assert len(mapper.batch_key(["a"] * 50, "invoices", body)) == 64
+
+
+def test_batch_key_same_commands_and_body_give_the_same_key(cmds: Any) -> None:
+    """A repeat of the identical batch (built afresh) keeps its key, so Xero replays its answer."""
+
+    def key() -> str:
+        batch = [cmds.invoice(1), cmds.invoice(2)]
+        body = mapper.invoices_body([mapper.invoice(c, "contact-1") for c in batch])
+        return mapper.batch_key([c.idempotency_key for c in batch], "invoices", body)
+
+    assert key() == key()
+
+
+def test_batch_key_changes_with_the_body(cmds: Any) -> None:
+    """Same commands (same member keys), corrected body (a re-mapped tax code) → another key."""
+    batch = [cmds.invoice(1), cmds.invoice(2)]
+    keys = [c.idempotency_key for c in batch]
+    first = mapper.invoices_body([mapper.invoice(c, "contact-1") for c in batch])
+    fixed = mapper.invoices_body([mapper.invoice(c, "contact-1") for c in batch])
+    fixed["Invoices"][1]["LineItems"][0]["TaxType"] = "EXEMPTOUTPUT"
+    assert fixed != first
+    assert mapper.batch_key(keys, "invoices", fixed) != mapper.batch_key(keys, "invoices", first)
+    # the exact decimal text counts too: 20.01 and 20.010 are different requests to Xero
+    short, long = {"A": Decimal("20.01")}, {"A": Decimal("20.010")}
+    assert mapper.batch_key(keys, "x", short) != mapper.batch_key(keys, "x", long)

@@ -165,6 +165,32 @@ async def test_contacts_unique_name_and_where(sandbox):
     assert len(body["Contacts"]) == 1 and body["Contacts"][0]["IsCustomer"] is True
 
 
+async def test_contacts_bulk_lookup_with_or_and_bulk_create(sandbox):
+    """What the connector does per batch: one PUT of many contacts (summarizeErrors=false: a
+    taken name fails only its element), then `where` lookups joining emails and names by OR;
+    quoted values may contain OR/AND and escaped quotes."""
+    contacts = [{"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
+                {"Name": "Black or White Ltd"},
+                {"Name": 'Ada "Countess" Lovelace', "EmailAddress": "ada@example.com"},
+                {"Name": "Grace Hopper", "EmailAddress": "other@example.com"}]
+    status, body, _ = await sandbox.api("PUT", "Contacts", json={"Contacts": contacts},
+                                        params={"summarizeErrors": "false"})
+    assert status == 200
+    assert [c["HasValidationErrors"] for c in body["Contacts"]] == [False, False, False, True]
+    assert body["Contacts"][3]["StatusAttributeString"] == "ERROR"
+    assert "already assigned" in body["Contacts"][3]["ValidationErrors"][0]["Message"]
+    assert len(sandbox.state.orgs[UK].contacts) == 3
+
+    where = ('EmailAddress=="grace@example.com" OR EmailAddress=="nobody@example.com" OR '
+             'Name=="Black or White Ltd" OR Name=="Ada \\"Countess\\" Lovelace"')
+    status, body, _ = await sandbox.api("GET", "Contacts", params={"where": where})
+    assert status == 200
+    assert sorted(c["Name"] for c in body["Contacts"]) == [
+        'Ada "Countess" Lovelace', "Black or White Ltd", "Grace Hopper"]
+    _, body, _ = await sandbox.api("GET", "Contacts", params={"where": 'Name=="Black"'})
+    assert body["Contacts"] == []  # "Black or White Ltd" was not split into two clauses
+
+
 async def test_tax_rates_and_accounts(sandbox):
     _, body, _ = await sandbox.api("GET", "TaxRates", params={"where": 'Status=="ACTIVE"'})
     types = {t["TaxType"]: t for t in body["TaxRates"]}

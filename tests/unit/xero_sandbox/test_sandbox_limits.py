@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from connectors.xero.sandbox import SandboxConfig, default_config
-from tests.unit.xero_sandbox.sandbox_driver import US
+from tests.unit.xero_sandbox.sandbox_driver import UK, US
 
 
 def _config(**limits: int) -> SandboxConfig:
@@ -34,6 +34,8 @@ async def test_minute_limit_gives_429_with_retry_after(make_sandbox):
     await driver.admin("POST", "clock", {"advance_seconds": int(headers["Retry-After"])})
     status, _, headers = await driver.api("GET", "Accounts")
     assert status == 200 and headers["X-MinLimit-Remaining"] == "59"
+    state = await driver.admin("GET", "state?log=false")
+    assert state["api_calls"][UK] == 61 and state["refused_calls"] == {UK: 1}
 
 
 async def test_day_limit(make_sandbox):
