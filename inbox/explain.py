@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from schemas.dead_letter import DeadLetter, Reason
-from schemas.tenant import LedgerMapping, TenantConfig
+from schemas.tenant import ACCOUNT_SLOTS, LedgerMapping, TenantConfig
 
 LEDGER_NAMES = {"xero": "Xero", "quickbooks": "QuickBooks Online", "moloni": "Moloni"}
 
@@ -116,15 +116,7 @@ def code_paths(config: TenantConfig | None, ledger: str | None, code: str, code_
                 paths.append(f"{base}.tax.{slot}.code")
     else:
         accounts = mapping.accounts
-        for name in (
-            "revenue",
-            "shipping",
-            "discounts",
-            "gift_card_liability",
-            "default_payment",
-            "fees",
-            "rounding",
-        ):
+        for name in ACCOUNT_SLOTS:
             if getattr(accounts, name) == code:
                 paths.append(f"{base}.accounts.{name}")
         for key, value in {**accounts.revenue_by_product_type}.items():

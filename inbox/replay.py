@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from schemas.commands import command_adapter
 from schemas.dead_letter import DeadLetter
-from schemas.tenant import LedgerMapping, TaxCode, TenantConfig
+from schemas.tenant import ACCOUNT_SLOTS, LedgerMapping, TaxCode, TenantConfig
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,7 @@ def _tax_slots(mapping: LedgerMapping) -> TaxSlots:
 
 def _account_slots(mapping: LedgerMapping) -> dict[str, str]:
     a = mapping.accounts
-    slots = {
-        name: getattr(a, name)
-        for name in (
-            "revenue",
-            "shipping",
-            "discounts",
-            "gift_card_liability",
-            "default_payment",
-            "fees",
-            "rounding",
-        )
-        if getattr(a, name) is not None
-    }
+    slots = {name: getattr(a, name) for name in ACCOUNT_SLOTS if getattr(a, name) is not None}
     slots |= {f"revenue_by_product_type.{k}": v for k, v in a.revenue_by_product_type.items()}
     slots |= {f"revenue_by_sku_prefix.{k}": v for k, v in a.revenue_by_sku_prefix.items()}
     slots |= {f"payments[{p.gateway}/{p.currency or '*'}]": p.account for p in a.payments}

@@ -80,6 +80,18 @@ class AccountMapping(Model):
     rounding: Code
 
 
+ACCOUNT_SLOTS = (
+    "revenue",
+    "shipping",
+    "discounts",
+    "gift_card_liability",
+    "default_payment",
+    "fees",
+    "rounding",
+)
+"""The single-code fields of `AccountMapping` (the per-SKU, per-type and per-gateway maps aside)."""
+
+
 class LedgerMapping(Model):
     """What one ledger connection needs: its tax codes and its accounts."""
 
