@@ -252,6 +252,26 @@ class XeroClient:
     async def get_payments(self, auth: Auth, *, where: str) -> list[Json]:
         return self._items(await self.request(auth, "GET", "Payments", params={"where": where}), "Payments")
 
+    # ------------------------------------------------------------ bank transactions (gateway fees)
+
+    async def create_bank_transactions(
+        self, auth: Auth, elements: list[Json], idempotency_key: str
+    ) -> list[Json]:
+        """`PUT /BankTransactions?summarizeErrors=false&unitdp=4`: one result element per element."""
+        payload = await self.request(
+            auth,
+            "PUT",
+            "BankTransactions",
+            params=WRITE_PARAMS,
+            body=mapper.bank_transactions_body(elements),
+            idempotency_key=idempotency_key,
+        )
+        return self._items(payload, "BankTransactions")
+
+    async def get_bank_transactions(self, auth: Auth, *, where: str) -> list[Json]:
+        payload = await self.request(auth, "GET", "BankTransactions", params={"where": where, "unitdp": "4"})
+        return self._items(payload, "BankTransactions")
+
     # ------------------------------------------------------------ settings
 
     async def tax_rates(self, auth: Auth) -> list[Json]:

@@ -13,7 +13,14 @@ post(tenant_id, commands), for ≤ 50 commands of one tenant, in this order:
   5. payments settling sales receipts (Xero has no sales receipt, see mapper);
   6. credit notes: one `PUT /CreditNotes`, then an allocation per credit note against the
      invoice bound to `invoice_source_id` (missing → NotFound("invoice not posted yet"));
-  7. payments: one `PUT /Payments` against bound invoices (missing → NotFound as above).
+  7. payments: one `PUT /Payments` against bound invoices (missing → NotFound as above);
+  8. gateway fees: every payment of the batch that is bound and carries a fee (`fee` and
+     `fee_account_code`) whose own binding `<payment source id>#fee` is missing gets a SPEND
+     bank transaction (`mapper.fee_transaction`), all in ONE `PUT /BankTransactions`; the gateway
+     contact ("Stripe") is resolved like the customers (step 3, cached). A rejected fee does not
+     undo the payment: that command's result is Rejected("payment … posted but its fee was
+     rejected: …") with the payment's id, so it is dead-lettered for finance; a replay finds the
+     payment bound and retries only the fee.
 Per-element rejections become results; whole-call errors (429, 5xx, transport, auth) are raised.
 
 Crash safety (a crash after Xero created a document and before its binding was written)
@@ -22,13 +29,14 @@ Xero has no external-id field, and the Idempotency-Key only replays within 6 min
 for the identical batch. So before every create the connector writes a *pending intent* row
 (`store.bindings.record_intent`: the binding row with `external_id` NULL) and commits. A
 command whose row is pending when it is posted again may already exist in Xero: the connector
-searches for it (`GET /Invoices|CreditNotes|Payments?where=Reference=="…"`) and binds the
-match instead of creating. A match is: same Reference, same type, same currency and total
-(invoice number too when the command sets one; for payments: same invoice and amount), not
-DELETED/VOIDED. Commands never attempted cost no search; a failed element (ValidationErrors:
-not created) drops its intent. This relies on enrichment giving each document a Reference
-that identifies its source (the tenant's template includes the order number); the
-Idempotency-Key still covers an immediate replay of the same batch.
+searches for it (`GET /Invoices|CreditNotes|Payments|BankTransactions?where=Reference=="…"`)
+and binds the match instead of creating. A match is: same Reference, same type, same currency
+and total (invoice number too when the command sets one; for payments: same invoice and amount;
+for fees: SPEND from the same bank account, fee account on a line), not DELETED/VOIDED.
+Commands never attempted cost no search; a failed element (ValidationErrors: not created) drops
+its intent. This relies on enrichment giving each document a Reference that identifies its
+source (the tenant's template includes the order number; a fee carries its payment's
+Reference); the Idempotency-Key still covers an immediate replay of the same batch.
 
 401 → the access token is refreshed once (unless another worker already did) and the call is
 repeated once with the same Idempotency-Key. 403 → the connection is marked
@@ -79,6 +87,7 @@ T = TypeVar("T")
 SEARCH_CHUNK = 10  # references per `where` clause (keeps URLs short)
 CONTACT_CHUNK = 25  # emails or names per `GET /Contacts?where=` (a batch of 50: two calls)
 DEAD = {"DELETED", "VOIDED"}
+FEE_KIND = "payment.fee"  # binding kind of a payment's fee bank transaction
 ZERO_ID = "00000000-0000-0000-0000-000000000000"  # the id Xero echoes on elements it did not create
 BODIES: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
     "invoices": mapper.invoices_body,
@@ -196,11 +205,13 @@ class XeroConnector:
         sessions: sessionmaker[Session],
         *,
         use_item_codes: bool = False,
+        fee_tax_type: str = mapper.FEE_TAX_TYPE,
     ) -> None:
         self.client = client
         self.tokens = tokens
         self.sessions = sessions
         self.use_item_codes = use_item_codes
+        self.fee_tax_type = fee_tax_type
         self._contacts: dict[str, dict[str, str]] = {}
         self._orgs: dict[str, str] = {}
 
@@ -299,6 +310,7 @@ class _Post:
         self.bound: dict[str, str] = {}  # source id → external id
         self.pending: set[str] = set()  # source ids with an intent row (maybe created in Xero)
         self.contacts: dict[int, str] = {}
+        self.payees: set[str] = set()  # name keys of gateway contacts (created without IsCustomer)
 
     # ------------------------------------------------------------ bindings
 
@@ -360,8 +372,14 @@ class _Post:
             for i, cmd in enumerate(self.commands)
             if isinstance(cmd, CreateSalesReceipt)
         }
+        fees: dict[int, CreatePayment] = {
+            i: cmd
+            for i, cmd in enumerate(self.commands)
+            if isinstance(cmd, CreatePayment) and mapper.has_fee(cmd)
+        }
         wanted = {cmd.source_id for cmd in self.commands}
         wanted |= {p.source_id for p in receipts_payments.values()}
+        wanted |= {mapper.fee_source_id(p) for p in fees.values()}
         wanted |= {
             cmd.invoice_source_id
             for cmd in self.commands
@@ -374,6 +392,8 @@ class _Post:
             if cmd.source_id in self.bound:
                 if i in receipts_payments and receipts_payments[i].source_id not in self.bound:
                     continue  # invoice exists, its settling payment still to do (step 5)
+                if i in fees and mapper.fee_source_id(fees[i]) not in self.bound:
+                    continue  # payment exists, its fee still to do (step 8)
                 self._result(i, external_id=self.bound[cmd.source_id], already_bound=True)
             else:
                 todo.append(i)
@@ -398,6 +418,7 @@ class _Post:
         await self._credit_notes([i for i in todo if isinstance(self.commands[i], CreateCreditNote)])
         payments = {i: self.commands[i] for i in todo if isinstance(self.commands[i], CreatePayment)}
         await self._payments(payments)  # type: ignore[arg-type]
+        await self._fees(fees)
 
         if self.call.auth is not None:
             await self.c._mark(self.tenant_id, success=True)
@@ -562,7 +583,9 @@ class _Post:
     async def _create_contacts(self, missing: list[_Person]) -> None:
         if not missing:
             return
-        elements = [mapper.contact(p.details) for p in missing]
+        elements = [
+            mapper.contact(p.details, customer=_name_key(p.details.name) not in self.payees) for p in missing
+        ]
         members = [_sha(self.tenant_id, "contact", p.details.name, p.details.email or "") for p in missing]
         key = mapper.batch_key(members, "contacts", mapper.contacts_body(elements))
         try:
@@ -781,3 +804,105 @@ class _Post:
         if record:
             self.results.update(outcome)
         return outcome
+
+    # ------------------------------------------------------------ gateway fees
+
+    async def _fees(self, fees: dict[int, CreatePayment]) -> None:
+        """Post the fee of every bound payment in `fees` whose fee is not bound yet (step 8)."""
+        ready: list[int] = []
+        for i, p in fees.items():
+            done = self.results.get(i)
+            if (done is not None and done.error is not None) or p.source_id not in self.bound:
+                continue  # the payment itself failed or waits: its fee waits with it
+            if mapper.fee_source_id(p) in self.bound:
+                if done is None:
+                    self._result(i, external_id=self.bound[p.source_id], already_bound=True)
+                continue
+            ready.append(i)
+        if not ready:
+            return
+        errors: dict[int, LedgerError] = {}
+        created: set[int] = set()
+
+        recover = [i for i in ready if mapper.fee_source_id(fees[i]) in self.pending]
+        if recover:  # a fee from an earlier, interrupted attempt may exist in Xero
+            found = await self._search(
+                self.client.get_bank_transactions, [fees[i].reference for i in recover]
+            )
+            for i in recover:
+                p = fees[i]
+                match = next((el for el in found if self._fee_matches(p, el)), None)
+                if match is not None:
+                    fee_id = match["BankTransactionID"]
+                    log.info("xero: recovered fee %s for %s", fee_id, p.source_id)
+                    await self._bind(mapper.fee_source_id(p), fee_id, FEE_KIND, mapper.fee_key(p))
+        todo = [i for i in ready if mapper.fee_source_id(fees[i]) not in self.bound]
+
+        if todo:
+            wanted = {i: mapper.gateway_contact(fees[i]) for i in todo}
+            self.payees |= {_name_key(d.name) for d in wanted.values()}
+            resolved = await self._resolve_contacts(wanted)
+            for i in todo:
+                if isinstance(resolved[i], LedgerError):
+                    errors[i] = resolved[i]  # type: ignore[assignment]
+            todo = [i for i in todo if i not in errors]
+        if todo:
+            sids = {i: mapper.fee_source_id(fees[i]) for i in todo}
+            keys = {i: mapper.fee_key(fees[i]) for i in todo}
+            await self._intents([(sids[i], FEE_KIND, keys[i]) for i in todo])
+            elements = [
+                mapper.fee_transaction(fees[i], resolved[i], tax_type=self.c.fee_tax_type)  # type: ignore[arg-type]
+                for i in todo
+            ]
+            key = mapper.batch_key(
+                [keys[i] for i in todo], "bank_transactions", mapper.bank_transactions_body(elements)
+            )
+            try:
+                answer: list[dict[str, Any]] | None = await self.call(
+                    self.client.create_bank_transactions, elements, key
+                )
+            except Rejected as exc:  # a whole-request 400: every fee carries it; intents kept
+                answer = None
+                for i in todo:
+                    errors[i] = exc
+            if answer is not None:
+                if len(answer) != len(elements):
+                    raise Transient(f"Xero returned {len(answer)} bank transactions for {len(elements)} sent")
+                failed: list[str] = []
+                for i, el in zip(todo, answer, strict=True):
+                    if _failed(el) or not el.get("BankTransactionID") or el["BankTransactionID"] == ZERO_ID:
+                        errors[i] = _rejected(el, "fee")
+                        failed.append(sids[i])
+                    else:
+                        await self._bind(sids[i], el["BankTransactionID"], FEE_KIND, keys[i])
+                        created.add(i)
+                await self._forget(failed)
+
+        for i in ready:
+            p = fees[i]
+            payment_id = self.bound[p.source_id]
+            earlier = self.results.get(i)
+            error = errors.get(i)
+            if error is not None:
+                wrapped = Rejected(
+                    f"payment {payment_id} posted but its fee was rejected: {error.message}",
+                    messages=getattr(error, "messages", (error.message,)),
+                    status=error.status,
+                    body=error.body,
+                )
+                self._result(i, external_id=payment_id, error=wrapped)
+            else:
+                payment_existed = earlier.already_bound if earlier is not None else True
+                self._result(i, external_id=payment_id, already_bound=payment_existed and i not in created)
+
+    @staticmethod
+    def _fee_matches(p: CreatePayment, el: dict[str, Any]) -> bool:
+        return (
+            el.get("Type") == "SPEND"
+            and el.get("Reference") == p.reference
+            and (el.get("BankAccount") or {}).get("Code") == p.account_code
+            and el.get("CurrencyCode", p.currency) == p.currency
+            and _dec(el.get("Total")) == p.fee
+            and any(li.get("AccountCode") == p.fee_account_code for li in el.get("LineItems") or ())
+            and el.get("Status") not in DEAD
+        )

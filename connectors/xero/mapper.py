@@ -12,6 +12,15 @@ Decisions:
   so a discounted credit-note line is sent at its net unit price (`LineAmount / Quantity`)
   when that is exact at 4 dp, else as quantity 1 at `LineAmount` with the quantity in the
   description.
+- **Gateway fees**: Xero payments carry no fee. A `CreatePayment` with a `fee` and a
+  `fee_account_code` (the tenant maps `accounts.fees`) also becomes a SPEND bank transaction
+  (`fee_transaction()`): from the payment's bank / clearing account, to the gateway as contact
+  ("Stripe"), one line of the fee on the fee account, `LineAmountTypes` NoTax with
+  `TaxType` "NONE" (card-processing fees are VAT-exempt financial services, and "NONE" keeps
+  the line off the VAT return; it exists in UK, US, NZ and global organisations; AU ones call it
+  "BASEXCLUDED", hence `XeroConnector(fee_tax_type=...)`). Reference = the payment's, so the
+  two sit side by side when the gateway's payout is reconciled. Its binding is
+  `<payment source id>#fee` (`fee_source_id()`).
 - **Numbers**: amounts are Decimals written as JSON numbers with their exact decimal text
   (`encode()`), never through float. Dates are `YYYY-MM-DD`.
 """
@@ -72,8 +81,9 @@ def decode(raw: bytes | str) -> Any:
 # ---------------------------------------------------------------- contacts
 
 
-def contact(details: ContactDetails) -> Json:
-    """A Xero Contact element (Name is unique per organisation)."""
+def contact(details: ContactDetails, *, customer: bool = True) -> Json:
+    """A Xero Contact element (Name is unique per organisation); `customer=False` for payees
+    such as a payment gateway (Xero flags suppliers itself from the spend transactions)."""
     out: Json = {"Name": details.name}
     if details.email:
         out["EmailAddress"] = details.email
@@ -98,7 +108,8 @@ def contact(details: ContactDetails) -> Json:
         out["Addresses"] = [address, {**address, "AddressType": "POBOX"}]
     if details.phone:
         out["Phones"] = [{"PhoneType": "DEFAULT", "PhoneNumber": details.phone}]
-    out["IsCustomer"] = True
+    if customer:
+        out["IsCustomer"] = True
     return out
 
 
@@ -207,8 +218,7 @@ def allocation(command: CreateCreditNote, invoice_id: str) -> Json:
 def payment(command: CreatePayment, invoice_id: str, exchange_rate: Decimal | None = None) -> Json:
     """A Payment element against one invoice, into the bank/clearing account `account_code`.
 
-    Gateway fees are not posted here (Xero payments carry no fee): the enrichment rules emit
-    them as their own documents.
+    Its gateway fee is not part of it (Xero payments carry no fee): see `fee_transaction()`.
     """
     out: Json = {
         "Invoice": {"InvoiceID": invoice_id},
@@ -224,6 +234,87 @@ def payment(command: CreatePayment, invoice_id: str, exchange_rate: Decimal | No
 
 def payments_body(elements: list[Json]) -> Json:
     return {"Payments": elements}
+
+
+# ---------------------------------------------------------------- gateway fees
+
+FEE_TAX_TYPE = "NONE"
+GATEWAY_NAMES = {
+    "stripe": "Stripe",
+    "paypal": "PayPal",
+    "shopify_payments": "Shopify Payments",
+    "gocardless": "GoCardless",
+    "sumup": "SumUp",
+    "amazon_pay": "Amazon Pay",
+}
+
+
+def has_fee(command: CreatePayment) -> bool:
+    """Whether the payment carries a gateway fee to book (a positive fee and a fee account)."""
+    return bool(command.fee and command.fee > 0 and command.fee_account_code)
+
+
+def fee_source_id(command: CreatePayment) -> str:
+    """The binding key of a payment's fee bank transaction."""
+    return f"{command.source_id}#fee"
+
+
+def fee_key(command: CreatePayment) -> str:
+    """A deterministic member key for the fee (derived from the payment's idempotency key)."""
+    return hashlib.sha256("\x1f".join((command.idempotency_key, "fee")).encode()).hexdigest()
+
+
+def gateway_name(gateway: str | None) -> str:
+    """The contact a gateway's fees are paid to: "stripe" → "Stripe", "shopify_payments" →
+    "Shopify Payments"; no gateway → "Payment gateway"."""
+    if not gateway or not gateway.strip():
+        return "Payment gateway"
+    key = gateway.strip().lower()
+    return GATEWAY_NAMES.get(key) or key.replace("_", " ").replace("-", " ").title()
+
+
+def gateway_contact(command: CreatePayment) -> ContactDetails:
+    return ContactDetails(name=gateway_name(command.gateway))
+
+
+def fee_description(command: CreatePayment) -> str:
+    """ "Stripe fee for payment p1" (the payment reference without its leading gateway name)."""
+    ref = command.reference
+    if command.gateway and ref.lower().startswith(command.gateway.lower() + " "):
+        ref = ref[len(command.gateway) + 1 :]
+    return f"{gateway_name(command.gateway)} fee for payment {ref}"
+
+
+def fee_transaction(command: CreatePayment, contact_id: str, *, tax_type: str = FEE_TAX_TYPE) -> Json:
+    """A SPEND BankTransaction element: the payment's gateway fee, paid out of the bank / clearing
+    account the payment went into, coded to the fee account, no tax."""
+    if not has_fee(command):
+        raise ValueError(f"payment {command.source_id} has no fee to post")
+    fee = command.fee
+    assert fee is not None
+    return {
+        "Type": "SPEND",
+        "Contact": {"ContactID": contact_id},
+        "BankAccount": {"Code": command.account_code},
+        "Date": command.date.isoformat(),
+        "Reference": command.reference,
+        "CurrencyCode": command.currency,
+        "LineAmountTypes": "NoTax",
+        "LineItems": [
+            {
+                "Description": fee_description(command),
+                "Quantity": Decimal(1),
+                "UnitAmount": fee,
+                "AccountCode": command.fee_account_code,
+                "TaxType": tax_type,
+                "LineAmount": fee,
+            }
+        ],
+    }
+
+
+def bank_transactions_body(elements: list[Json]) -> Json:
+    return {"BankTransactions": elements}
 
 
 def receipt_payment(command: CreateSalesReceipt) -> CreatePayment:

@@ -2,7 +2,8 @@
 
 placed → fulfilled (part) → fulfilled (rest) → refund of one unit → payment, every event
 published twice: the command topic holds exactly the expected commands, in order, once each;
-the duplicates are counted as skipped; the sandbox ends with the documents to the cent.
+the duplicates are counted as skipped; the sandbox ends with the documents to the cent, the
+gateway fee included (a spend-money bank transaction).
 A payment captured before anything shipped waits in the order state and is posted right
 after the invoice.
 """
@@ -123,6 +124,7 @@ def test_lifecycle_published_twice_posts_each_document_once(running_stack: Stack
         ("skipped", "duplicate"): 5,
     }
     wait_until(lambda: len(org(stack)["payments"]) == 2, timeout=90)
+    wait_until(lambda: org(stack)["bank_transactions"], timeout=30)  # the fee follows its payment
 
     sent = commands(stack)
     assert [(c["kind"], c["source_id"]) for c in sent] == [
@@ -178,6 +180,18 @@ def test_lifecycle_published_twice_posts_each_document_once(running_stack: Stack
     assert D(str(note["RemainingCredit"])) == D("0.00")
     assert sorted(D(str(p["Amount"])) for p in state["payments"]) == [D("18.00"), D("24.00")]
     assert {p["Account"]["Code"] for p in state["payments"]} == {"090"}
+    # The Stripe fee: one spend-money of 1.50 out of the bank account (090) to Bank Fees (404).
+    [fee] = state["bank_transactions"]
+    assert (fee["Type"], fee["Status"], D(str(fee["Total"])), fee["BankAccount"]["Code"]) == (
+        "SPEND",
+        "AUTHORISED",
+        D("1.50"),
+        "090",
+    )
+    assert [(li["AccountCode"], D(str(li["LineAmount"])), li["TaxType"]) for li in fee["LineItems"]] == [
+        ("404", D("1.50"), "NONE")
+    ]
+    assert (fee["Contact"]["Name"], fee["Reference"], fee["CurrencyCode"]) == ("Stripe", "stripe p1", "GBP")
     assert stack.dead_letters(wait=1.0) == []
 
 

@@ -3,7 +3,7 @@
 
 Modules: `config` (seed and knobs), `state` (clock, orgs, tokens), `oauth` (identity),
 `gateway` (auth → tenant → limits → faults → idempotency), `accounting` (handlers),
-`documents`/`payments`/`totals` (Xero's rules), `queries` (where/paging), `limits`,
+`documents`/`payments`/`banking`/`totals` (Xero's rules), `queries` (where/paging), `limits`,
 `idempotency`, `faults`, `admin` (`/__sandbox/*`), `wire` (JSON/Decimal/dates), `app`.
 """
 

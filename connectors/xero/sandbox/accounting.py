@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.xero.sandbox.banking import build_bank_transaction, commit_bank_transaction
 from connectors.xero.sandbox.documents import (
     CREDIT_NOTE,
     INVOICE,
@@ -224,6 +225,32 @@ async def get_payment(request: web.Request) -> web.Response:
     return _one(request, "Payments", org.payments, None)
 
 
+async def write_bank_transactions(request: web.Request) -> web.Response:
+    """PUT /BankTransactions (a `BankTransactions` array or one BankTransaction)."""
+    state, org = _ctx(request)
+    unitdp = int(request.query.get("unitdp", "2") or 2)
+
+    def process(raw: Any) -> Outcome:
+        draft = build_bank_transaction(org, raw, state.now(), unitdp=unitdp)
+        if not draft.errors:
+            commit_bank_transaction(org, draft)
+        return draft.doc, draft.errors
+
+    return _batch(request, "BankTransactions", "BankTransactionID", "LineItems", process)
+
+
+async def list_bank_transactions(request: web.Request) -> web.Response:
+    """GET /BankTransactions."""
+    _, org = _ctx(request)
+    return _list(request, "BankTransactions", list(org.bank_transactions.values()), {})
+
+
+async def get_bank_transaction(request: web.Request) -> web.Response:
+    """GET /BankTransactions/{BankTransactionID}."""
+    _, org = _ctx(request)
+    return _one(request, "BankTransactions", org.bank_transactions, None)
+
+
 async def list_tax_rates(request: web.Request) -> web.Response:
     """GET /TaxRates."""
     _, org = _ctx(request)
@@ -271,6 +298,9 @@ def add_routes(app: web.Application) -> None:
     r.add_put(f"{API}/Payments", write_payments)
     r.add_post(f"{API}/Payments", write_payments)
     r.add_get(f"{API}/Payments/{{ident}}", get_payment)
+    r.add_get(f"{API}/BankTransactions", list_bank_transactions)
+    r.add_put(f"{API}/BankTransactions", write_bank_transactions)
+    r.add_get(f"{API}/BankTransactions/{{ident}}", get_bank_transaction)
     r.add_get(f"{API}/TaxRates", list_tax_rates)
     r.add_get(f"{API}/Accounts", list_accounts)
     r.add_get(f"{API}/Organisation", get_organisation)

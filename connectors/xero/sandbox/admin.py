@@ -76,6 +76,7 @@ def dump(state: SandboxState, with_log: bool = True) -> dict[str, Any]:
             tid: {"name": org.config.name, "invoices": list(org.invoices.values()),
                   "credit_notes": list(org.credit_notes.values()),
                   "payments": list(org.payments.values()),
+                  "bank_transactions": list(org.bank_transactions.values()),
                   "contacts": list(org.contacts.values()), "allocations": org.allocations,
                   "tax_rates": list(org.tax_rates.values())}
             for tid, org in state.orgs.items()

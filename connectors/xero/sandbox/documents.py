@@ -106,7 +106,7 @@ def build_contact(org: Org, raw: dict[str, Any], now: datetime, *, upsert: bool)
     return Draft(new_contact_wire(raw, now))
 
 
-def _resolve_contact(org: Org, raw: Any, now: datetime, errors: list[str]) -> Draft | None:
+def resolve_contact(org: Org, raw: Any, now: datetime, errors: list[str]) -> Draft | None:
     if not isinstance(raw, dict) or not (raw.get("ContactID") or raw.get("Name")):
         errors.append("A Contact must be specified for this type of transaction")
         return None
@@ -121,6 +121,17 @@ def _resolve_contact(org: Org, raw: Any, now: datetime, errors: list[str]) -> Dr
         return Draft(found)
     created = new_contact_wire(raw, now)
     return Draft(created, new_contact=created)
+
+
+def build_lines(org: Org, raw_lines: list[Any], ctx: dict[str, Any],
+                errors: list[str]) -> list[dict[str, Any]]:
+    """Validate and compute submitted line items (errors appended; failed lines left out)."""
+    lines = []
+    for n, raw_line in enumerate(raw_lines, start=1):
+        line = _build_line(org, raw_line, n, ctx, errors)
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
 def _build_line(
@@ -230,7 +241,7 @@ def build_document(
     due = parse_date(merged["DueDate"]) if merged.get("DueDate") else None
     if day is None or (merged.get("DueDate") and due is None):
         errors.append("The date is not valid. Use the format YYYY-MM-DD.")
-    contact = _resolve_contact(org, merged.get("Contact"), now, errors)
+    contact = resolve_contact(org, merged.get("Contact"), now, errors)
     number = merged.get(kind.number_field)
     if number and doc_type in ("ACCREC", "ACCRECCREDIT"):
         clash = next((d for d in store.values() if d.get(kind.number_field) == number
@@ -247,10 +258,7 @@ def build_document(
     elif raw_lines is not None and not isinstance(raw_lines, list):
         errors.append("LineItems must be a list.")
     else:
-        for n, raw_line in enumerate(raw_lines or [], start=1):
-            line = _build_line(org, raw_line, n, ctx, errors)
-            if line is not None:
-                lines.append(line)
+        lines = build_lines(org, raw_lines or [], ctx, errors)
     if not (raw_lines or lines) and status not in ("DRAFT", "DELETED", "VOIDED"):
         errors.append("At least one line item must be specified.")
     if errors:

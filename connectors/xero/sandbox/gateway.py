@@ -20,7 +20,8 @@ from connectors.xero.sandbox.wire import iso_utc, loads, problem, respond
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SCOPES = {"Invoices": "accounting.transactions", "CreditNotes": "accounting.transactions",
-          "Payments": "accounting.transactions", "Contacts": "accounting.contacts",
+          "Payments": "accounting.transactions",
+          "BankTransactions": "accounting.transactions", "Contacts": "accounting.contacts",
           "TaxRates": "accounting.settings", "Accounts": "accounting.settings"}
 
 

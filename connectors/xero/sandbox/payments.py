@@ -35,7 +35,7 @@ def _find_invoice(org: Org, ref: Any) -> dict[str, Any] | None:
                  and i["Status"] not in ("DELETED", "VOIDED")), None)
 
 
-def _find_account(org: Org, ref: Any) -> dict[str, Any] | None:
+def find_account(org: Org, ref: Any) -> dict[str, Any] | None:
     if not isinstance(ref, dict):
         return None
     if ref.get("Code"):
@@ -50,7 +50,7 @@ def apply_payment(org: Org, raw: Any, now: datetime) -> tuple[dict[str, Any], li
         return {}, ["Payment must be an object."]
     errors: list[str] = []
     invoice = _find_invoice(org, raw.get("Invoice"))
-    account = _find_account(org, raw.get("Account"))
+    account = find_account(org, raw.get("Account"))
     amount = _amount(raw, errors)
     day = parse_date(raw["Date"]) if raw.get("Date") else now.date()
     if day is None:

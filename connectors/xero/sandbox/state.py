@@ -88,6 +88,7 @@ class Org:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bank_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     allocations: list[dict[str, Any]] = field(default_factory=list)
     sequences: Counter[str] = field(default_factory=Counter)
 

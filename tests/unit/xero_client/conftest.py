@@ -72,10 +72,10 @@ def settings() -> XeroSettings:
 
 class FakeXero:
     """Just enough Xero: tokens (rotating refresh tokens), connections, contacts (unique names,
-    `where` with OR), invoices, credit notes (+ allocations), payments, tax rates, accounts.
-    Idempotency as Xero: a key reused with the same request replays the first 200, with a
-    different body it is a 400. Knobs: `fail_next`, `reject_references`, `reject_tax_types`,
-    `reject_contact_names`."""
+    `where` with OR), invoices, credit notes (+ allocations), payments, bank transactions, tax
+    rates, accounts. Idempotency as Xero: a key reused with the same request replays the first
+    200, with a different body it is a 400. Knobs: `fail_next`, `reject_references`,
+    `reject_tax_types`, `reject_contact_names`, `reject_line_accounts` (bank transactions)."""
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec
@@ -88,10 +88,12 @@ class FakeXero:
         self.invoices: list[dict[str, Any]] = []
         self.credit_notes: list[dict[str, Any]] = []
         self.payments: list[dict[str, Any]] = []
+        self.bank_transactions: list[dict[str, Any]] = []
         self.fail_next: list[httpx.Response] = []  # API responses to return before processing
         self.reject_references: set[str] = set()
         self.reject_tax_types: set[str] = set()
         self.reject_contact_names: dict[str, str] = {}  # name → validation message
+        self.reject_line_accounts: set[str] = set()  # bank-transaction line account codes refused
         self.idem: dict[str, tuple[bytes, bytes]] = {}  # key → (request body, response body)
         self.code_challenges: dict[str, str] = {}
         self.revoked: list[str] = []
@@ -261,10 +263,13 @@ class FakeXero:
                 store.append(doc)
                 out.append(doc)
             return self.json({resource: out})
-        if resource in ("Invoices", "CreditNotes", "Payments") and method == "GET":
-            store = {"Invoices": self.invoices, "CreditNotes": self.credit_notes, "Payments": self.payments}[
-                resource
-            ]
+        if resource in ("Invoices", "CreditNotes", "Payments", "BankTransactions") and method == "GET":
+            store = {
+                "Invoices": self.invoices,
+                "CreditNotes": self.credit_notes,
+                "Payments": self.payments,
+                "BankTransactions": self.bank_transactions,
+            }[resource]
             refs = [json.loads(part.split("==", 1)[1]) for part in params.get("where", "").split(" OR ")]
             return self.json({resource: [d for d in store if d.get("Reference") in refs]})
         if resource.startswith("CreditNotes/") and resource.endswith("/Allocations"):
@@ -294,6 +299,36 @@ class FakeXero:
                 self.payments.append(doc)
                 out.append(doc)
             return self.json({"Payments": out})
+        if resource == "BankTransactions" and method == "PUT":
+            out = []
+            for bt in body["BankTransactions"]:
+                bad = [
+                    li["AccountCode"]
+                    for li in bt["LineItems"]
+                    if li.get("AccountCode") in self.reject_line_accounts
+                ]
+                if bad:
+                    message = f"Account code '{bad[0]}' is not a valid code for this document."
+                    out.append(
+                        {
+                            **bt,
+                            "BankTransactionID": "00000000-0000-0000-0000-000000000000",
+                            "StatusAttributeString": "ERROR",
+                            "ValidationErrors": [{"Message": message}],
+                        }
+                    )
+                    continue
+                total = sum((li["Quantity"] * li["UnitAmount"] for li in bt["LineItems"]), Decimal(0))
+                doc = {
+                    **bt,
+                    "BankTransactionID": str(uuid.uuid4()),
+                    "Status": "AUTHORISED",
+                    "Total": total,
+                    "StatusAttributeString": "OK",
+                }
+                self.bank_transactions.append(doc)
+                out.append(doc)
+            return self.json({"BankTransactions": out})
         if resource == "TaxRates":
             return self.json(
                 {
@@ -497,7 +532,9 @@ def credit_note_cmd(n: int, invoice: int, allocate: str = "10.00") -> CreateCred
     )
 
 
-def payment_cmd(n: int, invoice: int, amount: str = "30.00") -> CreatePayment:
+def payment_cmd(
+    n: int, invoice: int, amount: str = "30.00", fee: str | None = None, gateway: str | None = None
+) -> CreatePayment:
     return CreatePayment(
         **_base("payment.create", f"payment:{n}"),
         source_type="payment",
@@ -506,7 +543,10 @@ def payment_cmd(n: int, invoice: int, amount: str = "30.00") -> CreatePayment:
         currency="GBP",
         amount=Decimal(amount),
         account_code="090",
-        reference=f"P{n}",
+        reference=f"{gateway} p{n}" if gateway else f"P{n}",
+        gateway=gateway,
+        fee=Decimal(fee) if fee is not None else None,
+        fee_account_code="404" if fee is not None else None,
     )
 
 

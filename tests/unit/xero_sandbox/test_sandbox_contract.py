@@ -165,6 +165,44 @@ async def test_settlement_bodies_match_spec(sandbox):
     assert undeclared(body, "Invoices") == [] and body["Invoices"][0]["Status"] == "PAID"
 
 
+async def test_bank_transaction_bodies_match_spec(sandbox):
+    request = {
+        "BankTransactions": [
+            {
+                "Type": "SPEND",
+                "Contact": {"Name": "Stripe"},
+                "BankAccount": {"Code": "090"},
+                "Date": "2026-03-02",
+                "Reference": "stripe p1",
+                "CurrencyCode": "GBP",
+                "LineAmountTypes": "NoTax",
+                "LineItems": [
+                    {
+                        "Description": "Stripe fee for payment p1",
+                        "Quantity": 1,
+                        "UnitAmount": 1.5,
+                        "AccountCode": "404",
+                        "TaxType": "NONE",
+                        "LineAmount": 1.5,
+                    }
+                ],
+            }
+        ]
+    }
+    check(request, "BankTransactions")
+    status, body = await _raw(sandbox, "PUT", "BankTransactions", json=request)
+    assert status == 200, body
+    check(body, "BankTransactions")
+    assert undeclared(body, "BankTransactions") == []
+    status, body = await _raw(sandbox, "GET", "BankTransactions", params={"page": "1"})
+    check(body, "BankTransactions")
+    assert undeclared(body, "BankTransactions") == []
+    bad = {"BankTransactions": [{**request["BankTransactions"][0], "Type": "X"}]}
+    status, body = await _raw(sandbox, "PUT", "BankTransactions", json=bad)
+    assert status == 400
+    check(body, "Error")
+
+
 async def test_reference_data_and_contacts_match_spec(sandbox):
     for path, schema in (("TaxRates", "TaxRates"), ("Accounts", "Accounts")):
         status, body = await _raw(sandbox, "GET", path)
