@@ -49,6 +49,7 @@ chromium:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # pytest exit code 5 (no tests collected) counts as a failure.
 test: venv chromium kafka-up pg-up

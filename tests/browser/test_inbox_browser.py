@@ -96,7 +96,7 @@ async def test_finance_fixes_the_tax_mapping_and_retries_all(browser, inbox_site
     assert "reason=ledger_rejected" in page.url
     await page.screenshot(path=str(shots / "2-filtered.png"), full_page=True)
 
-    await page.click("tr:has-text(\"5001\") >> text=invoice → xero")
+    await page.click('tr:has-text("5001") >> text=invoice → xero')
     await page.wait_for_url("**/inbox/items/*")
     text = await page.inner_text("body")
     assert "Tax code OUTPUT2 is not active in this Xero organisation." in text

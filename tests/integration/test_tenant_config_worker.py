@@ -120,9 +120,7 @@ def test_put_over_http_reaches_the_running_worker_through_the_outbox_relay(stack
     assert unauthorised.status_code == 401
 
     changed = ACME.read_text().replace('shipping: "425"', 'shipping: "430"')
-    dry = httpx.put(
-        _url(stack, "/api/tenants/acme-uk?dry_run=1"), content=changed, headers=AUTH, timeout=30
-    )
+    dry = httpx.put(_url(stack, "/api/tenants/acme-uk?dry_run=1"), content=changed, headers=AUTH, timeout=30)
     assert dry.status_code == 200, dry.text
     assert dry.json()["changes"] == ["ledgers.xero.accounts.shipping: 425 → 430"]
 

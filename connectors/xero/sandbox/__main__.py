@@ -18,8 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8800)
     parser.add_argument("--config", type=Path, help="SandboxConfig as JSON (default: demo seed)")
     args = parser.parse_args(argv)
-    config = (SandboxConfig.model_validate_json(args.config.read_text()) if args.config
-              else default_config())
+    config = SandboxConfig.model_validate_json(args.config.read_text()) if args.config else default_config()
     web.run_app(create_app(config), host=args.host, port=args.port)
 
 

@@ -52,12 +52,14 @@ def _ctx(request: web.Request) -> tuple[SandboxState, Org]:
     return call.state, call.org
 
 
-def _envelope(request: web.Request, key: str, items: list[Any],
-              pagination: dict[str, int] | None = None) -> dict[str, Any]:
+def _envelope(
+    request: web.Request, key: str, items: list[Any], pagination: dict[str, int] | None = None
+) -> dict[str, Any]:
     call = CALL.get()
     state = call.state
     body: dict[str, Any] = {
-        "Id": str(uuid.uuid4()), "Status": "OK",
+        "Id": str(uuid.uuid4()),
+        "Status": "OK",
         "ProviderName": state.clients[call.access.client_id].name,
         "DateTimeUTC": ms_date(state.now()),
     }
@@ -69,8 +71,7 @@ def _envelope(request: web.Request, key: str, items: list[Any],
 
 def not_found() -> web.Response:
     """Xero's 404, as JSON."""
-    return respond(problem(404, "NotFound", "The resource you're looking for cannot be found"),
-                   404)
+    return respond(problem(404, "NotFound", "The resource you're looking for cannot be found"), 404)
 
 
 def query_error(message: str) -> web.Response:
@@ -80,8 +81,7 @@ def query_error(message: str) -> web.Response:
 
 def post_data_error(message: str) -> web.Response:
     """400 for a body that is not the expected JSON."""
-    return respond({"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message},
-                   400)
+    return respond({"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message}, 400)
 
 
 def _elements(request: web.Request, key: str, single_marker: str) -> list[Any]:
@@ -93,8 +93,13 @@ def _elements(request: web.Request, key: str, single_marker: str) -> list[Any]:
     raise PostDataInvalid(f"The request body must be a JSON object with a '{key}' array.")
 
 
-def _batch(request: web.Request, key: str, id_field: str | None, single_marker: str,
-           process: Callable[[Any], Outcome]) -> web.Response:
+def _batch(
+    request: web.Request,
+    key: str,
+    id_field: str | None,
+    single_marker: str,
+    process: Callable[[Any], Outcome],
+) -> web.Response:
     """Run each element; apply Xero's summarizeErrors rules to the answer."""
     try:
         elements = _elements(request, key, single_marker)
@@ -105,8 +110,10 @@ def _batch(request: web.Request, key: str, id_field: str | None, single_marker: 
     for raw in elements:
         wire, errors = process(raw)
         if errors:
-            echo = dict(wire) | {"StatusAttributeString": "ERROR",
-                                 "ValidationErrors": [{"Message": m} for m in errors]}
+            echo = dict(wire) | {
+                "StatusAttributeString": "ERROR",
+                "ValidationErrors": [{"Message": m} for m in errors],
+            }
             if key in ("Invoices", "CreditNotes"):
                 echo["HasErrors"] = True
             elif key in ("Contacts", "Payments"):
@@ -122,8 +129,7 @@ def _batch(request: web.Request, key: str, id_field: str | None, single_marker: 
     return respond(_envelope(request, key, results))
 
 
-def _list(request: web.Request, key: str, docs: list[dict[str, Any]],
-          lists: dict[str, str]) -> web.Response:
+def _list(request: web.Request, key: str, docs: list[dict[str, Any]], lists: dict[str, str]) -> web.Response:
     state, _ = _ctx(request)
     try:
         chosen = select(docs, dict(request.query), lists)
@@ -133,11 +139,13 @@ def _list(request: web.Request, key: str, docs: list[dict[str, Any]],
     return respond(_envelope(request, key, page, pagination))
 
 
-def _one(request: web.Request, key: str, docs: dict[str, dict[str, Any]],
-         number_field: str | None) -> web.Response:
+def _one(
+    request: web.Request, key: str, docs: dict[str, dict[str, Any]], number_field: str | None
+) -> web.Response:
     ident = request.match_info["ident"]
     doc = docs.get(ident.lower()) or next(
-        (d for d in docs.values() if number_field and d.get(number_field) == ident), None)
+        (d for d in docs.values() if number_field and d.get(number_field) == ident), None
+    )
     return respond(_envelope(request, key, [doc])) if doc else not_found()
 
 
@@ -156,13 +164,13 @@ def _doc_handlers(kind: Kind, key: str, lists: dict[str, str]) -> dict[str, Any]
             unitdp = int(request.query.get("unitdp", "2") or 2)
 
             def process(raw: Any) -> Outcome:
-                draft = build_document(org, kind, raw, state.now(), upsert=upsert,
-                                       unitdp=unitdp)
+                draft = build_document(org, kind, raw, state.now(), upsert=upsert, unitdp=unitdp)
                 if not draft.errors:
                     commit(org, kind, draft)
                 return draft.doc, draft.errors
 
             return _batch(request, key, kind.id_field, "LineItems", process)
+
         return write
 
     return {"list": list_docs, "get": get_doc, "put": writer(False), "post": writer(True)}
@@ -193,6 +201,7 @@ def _contact_writer(upsert: bool) -> Callable[[web.Request], Any]:
             return draft.doc, draft.errors
 
         return _batch(request, "Contacts", "ContactID", "Name", process)
+
     return write
 
 
@@ -202,15 +211,21 @@ async def create_allocations(request: web.Request) -> web.Response:
     credit_note = org.credit_notes.get(request.match_info["ident"].lower())
     if credit_note is None:
         return not_found()
-    return _batch(request, "Allocations", None, "Amount",
-                  lambda raw: allocate_credit(org, credit_note, raw, state.now()))
+    return _batch(
+        request,
+        "Allocations",
+        None,
+        "Amount",
+        lambda raw: allocate_credit(org, credit_note, raw, state.now()),
+    )
 
 
 async def write_payments(request: web.Request) -> web.Response:
     """PUT or POST /Payments (a `Payments` array or one Payment)."""
     state, org = _ctx(request)
-    return _batch(request, "Payments", "PaymentID", "Amount",
-                  lambda raw: apply_payment(org, raw, state.now()))
+    return _batch(
+        request, "Payments", "PaymentID", "Amount", lambda raw: apply_payment(org, raw, state.now())
+    )
 
 
 async def list_payments(request: web.Request) -> web.Response:
@@ -265,9 +280,15 @@ async def get_organisation(request: web.Request) -> web.Response:
     _, org = _ctx(request)
     cfg = org.config
     country = {"GBP": "GB", "USD": "US", "EUR": "IE", "AUD": "AU", "NZD": "NZ"}.get(cfg.base_currency)
-    body = {"OrganisationID": cfg.tenant_id, "Name": cfg.name, "LegalName": cfg.name,
-            "BaseCurrency": cfg.base_currency, "CountryCode": country,
-            "OrganisationType": "COMPANY", "OrganisationStatus": "ACTIVE"}
+    body = {
+        "OrganisationID": cfg.tenant_id,
+        "Name": cfg.name,
+        "LegalName": cfg.name,
+        "BaseCurrency": cfg.base_currency,
+        "CountryCode": country,
+        "OrganisationType": "COMPANY",
+        "OrganisationStatus": "ACTIVE",
+    }
     return respond({"Organisations": [body]})
 
 
@@ -279,9 +300,16 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the Accounting API routes."""
-    invoices = _doc_handlers(INVOICE, "Invoices", {
-        "IDs": "InvoiceID", "InvoiceNumbers": "InvoiceNumber",
-        "ContactIDs": "Contact.ContactID", "Statuses": "Status"})
+    invoices = _doc_handlers(
+        INVOICE,
+        "Invoices",
+        {
+            "IDs": "InvoiceID",
+            "InvoiceNumbers": "InvoiceNumber",
+            "ContactIDs": "Contact.ContactID",
+            "Statuses": "Status",
+        },
+    )
     credits = _doc_handlers(CREDIT_NOTE, "CreditNotes", {"IDs": "CreditNoteID"})
     r = app.router
     for name, handlers in (("Invoices", invoices), ("CreditNotes", credits)):

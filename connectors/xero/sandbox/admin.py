@@ -22,8 +22,7 @@ async def _json(request: web.Request) -> Any:
     try:
         return loads(raw) if raw else {}
     except ValueError as exc:
-        raise web.HTTPBadRequest(text='{"error":"invalid JSON"}',
-                                 content_type="application/json") from exc
+        raise web.HTTPBadRequest(text='{"error":"invalid JSON"}', content_type="application/json") from exc
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -73,18 +72,24 @@ def dump(state: SandboxState, with_log: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {
         "now": iso_utc(state.now()),
         "orgs": {
-            tid: {"name": org.config.name, "invoices": list(org.invoices.values()),
-                  "credit_notes": list(org.credit_notes.values()),
-                  "payments": list(org.payments.values()),
-                  "bank_transactions": list(org.bank_transactions.values()),
-                  "contacts": list(org.contacts.values()), "allocations": org.allocations,
-                  "tax_rates": list(org.tax_rates.values())}
+            tid: {
+                "name": org.config.name,
+                "invoices": list(org.invoices.values()),
+                "credit_notes": list(org.credit_notes.values()),
+                "payments": list(org.payments.values()),
+                "bank_transactions": list(org.bank_transactions.values()),
+                "contacts": list(org.contacts.values()),
+                "allocations": org.allocations,
+                "tax_rates": list(org.tax_rates.values()),
+            }
             for tid, org in state.orgs.items()
         },
         "api_calls": dict(state.api_calls),
         "refused_calls": dict(state.refused_calls),
-        "connections": [{"id": c.id, "client_id": c.client_id, "tenantId": c.tenant_id}
-                        for c in state.connections.values()],
+        "connections": [
+            {"id": c.id, "client_id": c.client_id, "tenantId": c.tenant_id}
+            for c in state.connections.values()
+        ],
         "faults": [f.describe() for f in state.faults.armed if f.count > 0],
     }
     if with_log:
@@ -129,8 +134,7 @@ async def put_tax_rate(request: web.Request) -> web.Response:
             name=body.get("Name") or (current or {}).get("Name") or body["TaxType"],
             rate=Decimal(str(body.get("Rate", (current or {}).get("EffectiveRate", 0)))),
             status=body.get("Status", "ACTIVE"),
-            report_tax_type=body.get("ReportTaxType", (current or {}).get("ReportTaxType",
-                                                                          "OUTPUT")),
+            report_tax_type=body.get("ReportTaxType", (current or {}).get("ReportTaxType", "OUTPUT")),
         )
     except (KeyError, ValueError, ArithmeticError) as exc:
         return _bad(f"bad tax rate: {exc}")
@@ -145,10 +149,14 @@ async def put_account(request: web.Request) -> web.Response:
     if org is None:
         return _bad("unknown tenant", 404)
     try:
-        seed = AccountSeed(code=body["Code"], name=body.get("Name", body["Code"]),
-                           type=body.get("Type", "REVENUE"), tax_type=body.get("TaxType", "NONE"),
-                           status=body.get("Status", "ACTIVE"),
-                           enable_payments=bool(body.get("EnablePaymentsToAccount", False)))
+        seed = AccountSeed(
+            code=body["Code"],
+            name=body.get("Name", body["Code"]),
+            type=body.get("Type", "REVENUE"),
+            tax_type=body.get("TaxType", "NONE"),
+            status=body.get("Status", "ACTIVE"),
+            enable_payments=bool(body.get("EnablePaymentsToAccount", False)),
+        )
     except (KeyError, ValueError) as exc:
         return _bad(f"bad account: {exc}")
     return respond({"Accounts": [org.put_account(seed, state.now())]})

@@ -26,8 +26,14 @@ from connectors.xero.sandbox.totals import document_totals, round2
 from connectors.xero.sandbox.wire import date_string, ms_date, parse_date
 
 TYPES = ("SPEND", "RECEIVE")
-UNSUPPORTED = ("RECEIVE-OVERPAYMENT", "RECEIVE-PREPAYMENT", "SPEND-OVERPAYMENT",
-               "SPEND-PREPAYMENT", "RECEIVE-TRANSFER", "SPEND-TRANSFER")
+UNSUPPORTED = (
+    "RECEIVE-OVERPAYMENT",
+    "RECEIVE-PREPAYMENT",
+    "SPEND-OVERPAYMENT",
+    "SPEND-PREPAYMENT",
+    "RECEIVE-TRANSFER",
+    "SPEND-TRANSFER",
+)
 
 
 def build_bank_transaction(org: Org, raw: Any, now: datetime, *, unitdp: int = 2) -> Draft:
@@ -39,15 +45,19 @@ def build_bank_transaction(org: Org, raw: Any, now: datetime, *, unitdp: int = 2
     if kind in UNSUPPORTED:
         errors.append(f"'{kind}' bank transactions are not supported by this sandbox.")
     elif kind not in TYPES:
-        errors.append("Bank Transaction Type must be specified." if not kind
-                      else f"'{kind}' is not a valid Bank Transaction Type.")
+        errors.append(
+            "Bank Transaction Type must be specified."
+            if not kind
+            else f"'{kind}' is not a valid Bank Transaction Type."
+        )
     status = raw.get("Status") or "AUTHORISED"
     if status != "AUTHORISED":
         errors.append(f"'{status}' is not a valid status for a new bank transaction.")
     amount_types = raw.get("LineAmountTypes") or "Exclusive"
     if amount_types not in AMOUNT_TYPES:
-        errors.append(f"'{amount_types}' is not a valid LineAmountTypes value. Use "
-                      "Exclusive, Inclusive or NoTax.")
+        errors.append(
+            f"'{amount_types}' is not a valid LineAmountTypes value. Use Exclusive, Inclusive or NoTax."
+        )
     currency = raw.get("CurrencyCode") or org.config.base_currency
     if currency not in org.config.currencies:
         errors.append(f"The currency '{currency}' is not enabled for this organisation.")
@@ -56,40 +66,53 @@ def build_bank_transaction(org: Org, raw: Any, now: datetime, *, unitdp: int = 2
         errors.append("The date is not valid. Use the format YYYY-MM-DD.")
     bank = find_account(org, raw.get("BankAccount"))
     if bank is None:
-        errors.append("Bank account could not be found." if raw.get("BankAccount")
-                      else "A Bank Account must be specified.")
-    elif bank["Status"] != "ACTIVE" or not (bank["Type"] == "BANK"
-                                            or bank["EnablePaymentsToAccount"]):
-        errors.append(f"Account code '{bank['Code']}' is not a bank account and does not have "
-                      "payments enabled.")
+        errors.append(
+            "Bank account could not be found."
+            if raw.get("BankAccount")
+            else "A Bank Account must be specified."
+        )
+    elif bank["Status"] != "ACTIVE" or not (bank["Type"] == "BANK" or bank["EnablePaymentsToAccount"]):
+        errors.append(
+            f"Account code '{bank['Code']}' is not a bank account and does not have payments enabled."
+        )
     contact = resolve_contact(org, raw.get("Contact"), now, errors)
     raw_lines = raw.get("LineItems")
     lines: list[dict[str, Any]] = []
     if not isinstance(raw_lines, list) or not raw_lines:
         errors.append("At least one line item must be specified.")
     else:
-        ctx = {"type": kind, "status": "AUTHORISED", "amount_types": amount_types,
-               "unit_q": Decimal(1).scaleb(-max(2, min(unitdp, 4)))}
+        ctx = {
+            "type": kind,
+            "status": "AUTHORISED",
+            "amount_types": amount_types,
+            "unit_q": Decimal(1).scaleb(-max(2, min(unitdp, 4))),
+        }
         lines = build_lines(org, raw_lines, ctx, errors)
     if errors:
         return Draft(dict(raw), errors)
     assert contact is not None and bank is not None and day is not None
     totals = document_totals([(li["LineAmount"], li["TaxAmount"]) for li in lines], amount_types)
     given = raw.get("Total")
-    sent = round2(Decimal(str(given))) if isinstance(given, Decimal | int | float) and not isinstance(
-        given, bool) else None
+    sent = (
+        round2(Decimal(str(given)))
+        if isinstance(given, Decimal | int | float) and not isinstance(given, bool)
+        else None
+    )
     if sent is not None and sent != totals.total:
-        return Draft(dict(raw), [f"The Total {sent} does not equal the sum of the line items "
-                                 f"({totals.total})."])
+        return Draft(
+            dict(raw), [f"The Total {sent} does not equal the sum of the line items ({totals.total})."]
+        )
     if totals.total < 0:
         return Draft(dict(raw), ["Bank Transaction total cannot be negative."])
     doc = {
         "BankTransactionID": str(uuid.uuid4()),
         "Type": kind,
-        "Contact": {k: contact.doc[k] for k in ("ContactID", "Name", "ContactStatus",
-                                                "EmailAddress") if k in contact.doc},
-        "BankAccount": {"AccountID": bank["AccountID"], "Code": bank["Code"],
-                        "Name": bank["Name"]},
+        "Contact": {
+            k: contact.doc[k]
+            for k in ("ContactID", "Name", "ContactStatus", "EmailAddress")
+            if k in contact.doc
+        },
+        "BankAccount": {"AccountID": bank["AccountID"], "Code": bank["Code"], "Name": bank["Name"]},
         "LineItems": lines,
         "IsReconciled": bool(raw.get("IsReconciled")),
         "Date": ms_date(day),

@@ -96,11 +96,15 @@ def _uk_tax_rates() -> list[TaxRateSeed]:
         ),
         TaxRateSeed(tax_type="NONE", name="No VAT", rate=Decimal(0), report_tax_type="NONE"),
         TaxRateSeed(
-            tax_type="OUTPUT3", name="17.5% (VAT on Income)", rate=Decimal("17.5"),
+            tax_type="OUTPUT3",
+            name="17.5% (VAT on Income)",
+            rate=Decimal("17.5"),
             status="ARCHIVED",
         ),
         TaxRateSeed(
-            tax_type="INPUT2", name="20% (VAT on Expenses)", rate=Decimal(20),
+            tax_type="INPUT2",
+            name="20% (VAT on Expenses)",
+            rate=Decimal(20),
             report_tax_type="INPUT",
         ),
     ]
@@ -111,7 +115,9 @@ def _us_tax_rates() -> list[TaxRateSeed]:
         TaxRateSeed(tax_type="OUTPUT", name="Sales Tax on Sales", rate=Decimal("8.875")),
         TaxRateSeed(tax_type="NONE", name="Tax Exempt", rate=Decimal(0), report_tax_type="NONE"),
         TaxRateSeed(
-            tax_type="INPUT", name="Sales Tax on Purchases", rate=Decimal(0),
+            tax_type="INPUT",
+            name="Sales Tax on Purchases",
+            rate=Decimal(0),
             report_tax_type="INPUT",
         ),
     ]
@@ -130,16 +136,20 @@ def _accounts(sales_tax: str) -> list[AccountSeed]:
         AccountSeed(code="425", name="Freight & Courier", type="REVENUE", tax_type=sales_tax),
         AccountSeed(code="429", name="Discounts Given", type="REVENUE", tax_type=sales_tax),
         AccountSeed(code="497", name="Rounding", type="REVENUE", account_class="REVENUE"),
-        AccountSeed(
-            code="610", name="Accounts Receivable", type="CURRENT", account_class="ASSET"
-        ),
+        AccountSeed(code="610", name="Accounts Receivable", type="CURRENT", account_class="ASSET"),
         AccountSeed(code="620", name="Prepayments", type="CURRENT", account_class="ASSET"),
         AccountSeed(
-            code="801", name="Gift Card Liability", type="CURRLIAB", account_class="LIABILITY",
+            code="801",
+            name="Gift Card Liability",
+            type="CURRLIAB",
+            account_class="LIABILITY",
             enable_payments=True,
         ),
         AccountSeed(
-            code="877", name="Payment Clearing", type="CURRENT", account_class="ASSET",
+            code="877",
+            name="Payment Clearing",
+            type="CURRENT",
+            account_class="ASSET",
             enable_payments=True,
         ),
     ]

@@ -18,9 +18,23 @@ from connectors.xero.sandbox.wire import date_string, ms_date, parse_date
 
 AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
-READ_ONLY = {"SubTotal", "TotalTax", "Total", "AmountDue", "AmountPaid", "AmountCredited",
-             "Payments", "CreditNotes", "Allocations", "RemainingCredit", "ValidationErrors",
-             "HasErrors", "StatusAttributeString", "UpdatedDateUTC", "Warnings"}
+READ_ONLY = {
+    "SubTotal",
+    "TotalTax",
+    "Total",
+    "AmountDue",
+    "AmountPaid",
+    "AmountCredited",
+    "Payments",
+    "CreditNotes",
+    "Allocations",
+    "RemainingCredit",
+    "ValidationErrors",
+    "HasErrors",
+    "StatusAttributeString",
+    "UpdatedDateUTC",
+    "Warnings",
+}
 
 
 @dataclass
@@ -36,8 +50,9 @@ class Kind:
 
 
 INVOICE = Kind("invoices", "InvoiceID", "InvoiceNumber", "INV", ("ACCREC", "ACCPAY"), "Invoice")
-CREDIT_NOTE = Kind("credit_notes", "CreditNoteID", "CreditNoteNumber", "CN",
-                   ("ACCRECCREDIT", "ACCPAYCREDIT"), "Credit Note")
+CREDIT_NOTE = Kind(
+    "credit_notes", "CreditNoteID", "CreditNoteNumber", "CN", ("ACCRECCREDIT", "ACCPAYCREDIT"), "Credit Note"
+)
 
 
 @dataclass
@@ -69,10 +84,18 @@ def _find_contact_by_name(org: Org, name: str) -> dict[str, Any] | None:
 def new_contact_wire(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A contact as Xero returns it, from a submitted contact."""
     base: dict[str, Any] = {
-        "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE", "EmailAddress": "",
-        "BankAccountDetails": "", "Addresses": [], "Phones": [], "ContactGroups": [],
-        "ContactPersons": [], "IsSupplier": False, "IsCustomer": False,
-        "HasAttachments": False, "HasValidationErrors": False,
+        "ContactID": str(uuid.uuid4()),
+        "ContactStatus": "ACTIVE",
+        "EmailAddress": "",
+        "BankAccountDetails": "",
+        "Addresses": [],
+        "Phones": [],
+        "ContactGroups": [],
+        "ContactPersons": [],
+        "IsSupplier": False,
+        "IsCustomer": False,
+        "HasAttachments": False,
+        "HasValidationErrors": False,
     }
     kept = {k: v for k, v in raw.items() if k not in READ_ONLY and k != "ContactID"}
     return base | kept | {"UpdatedDateUTC": ms_date(now)}
@@ -123,8 +146,9 @@ def resolve_contact(org: Org, raw: Any, now: datetime, errors: list[str]) -> Dra
     return Draft(created, new_contact=created)
 
 
-def build_lines(org: Org, raw_lines: list[Any], ctx: dict[str, Any],
-                errors: list[str]) -> list[dict[str, Any]]:
+def build_lines(
+    org: Org, raw_lines: list[Any], ctx: dict[str, Any], errors: list[str]
+) -> list[dict[str, Any]]:
     """Validate and compute submitted line items (errors appended; failed lines left out)."""
     lines = []
     for n, raw_line in enumerate(raw_lines, start=1):
@@ -134,9 +158,7 @@ def build_lines(org: Org, raw_lines: list[Any], ctx: dict[str, Any],
     return lines
 
 
-def _build_line(
-    org: Org, raw: Any, n: int, ctx: dict[str, Any], errors: list[str]
-) -> dict[str, Any] | None:
+def _build_line(org: Org, raw: Any, n: int, ctx: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         errors.append(f"Line item {n} is not an object.")
         return None
@@ -165,28 +187,31 @@ def _build_line(
     account = org.accounts.get(str(code)) if code is not None else None
     if code is None:
         if ctx["status"] != "DRAFT":
-            errors.append("Account code must be specified for each line item on an approved "
-                          "document.")
+            errors.append("Account code must be specified for each line item on an approved document.")
     elif account is None:
         errors.append(f"Account code '{code}' is not a valid code for this document.")
     elif account["Status"] != "ACTIVE":
-        errors.append(f"Account code '{code}' has been archived, or deleted. Each line item "
-                      "must reference a valid account.")
+        errors.append(
+            f"Account code '{code}' has been archived, or deleted. Each line item "
+            "must reference a valid account."
+        )
     tax_type = raw.get("TaxType") or (account or {}).get("TaxType") or "NONE"
     if ctx["amount_types"] == "NoTax" and not raw.get("TaxType"):
         tax_type = "NONE"
     tax_rate = org.tax_rates.get(str(tax_type))
     if tax_rate is None:
-        errors.append(f"The TaxType code '{tax_type}' does not exist or cannot be used for "
-                      "this type of transaction.")
+        errors.append(
+            f"The TaxType code '{tax_type}' does not exist or cannot be used for this type of transaction."
+        )
     elif tax_rate["Status"] != "ACTIVE":
-        errors.append(f"Tax type '{tax_type}' is not active. The tax rate '{tax_rate['Name']}' "
-                      f"has a status of {tax_rate['Status']} and cannot be used.")
+        errors.append(
+            f"Tax type '{tax_type}' is not active. The tax rate '{tax_rate['Name']}' "
+            f"has a status of {tax_rate['Status']} and cannot be used."
+        )
     if len(errors) > before:
         return None
     percent = tax_rate["EffectiveRate"] if tax_rate else Decimal(0)
-    tax = round2(tax_given) if tax_given is not None else line_tax(
-        amount, percent, ctx["amount_types"])
+    tax = round2(tax_given) if tax_given is not None else line_tax(amount, percent, ctx["amount_types"])
     line: dict[str, Any] = {
         "LineItemID": str(raw.get("LineItemID") or uuid.uuid4()),
         "Description": raw.get("Description", ""),
@@ -205,9 +230,7 @@ def _build_line(
     return line
 
 
-def build_document(
-    org: Org, kind: Kind, raw: Any, now: datetime, *, upsert: bool, unitdp: int = 2
-) -> Draft:
+def build_document(org: Org, kind: Kind, raw: Any, now: datetime, *, upsert: bool, unitdp: int = 2) -> Draft:
     """Validate a submitted invoice or credit note and compute it as Xero would."""
     if not isinstance(raw, dict):
         return Draft({}, [f"{kind.label} must be an object."])
@@ -224,16 +247,20 @@ def build_document(
     merged = {**prev, **{k: v for k, v in raw.items() if k not in READ_ONLY}}
     doc_type = merged.get("Type")
     if doc_type not in kind.types:
-        errors.append(f"{kind.label} Type must be specified." if not doc_type
-                      else f"'{doc_type}' is not a valid {kind.label} Type.")
+        errors.append(
+            f"{kind.label} Type must be specified."
+            if not doc_type
+            else f"'{doc_type}' is not a valid {kind.label} Type."
+        )
     status = merged.get("Status") or "DRAFT"
     allowed = CREATE_STATUSES + (("DELETED", "VOIDED") if existing else ())
     if status not in allowed:
         errors.append(f"'{status}' is not a valid status for this {kind.label.lower()}.")
     amount_types = merged.get("LineAmountTypes") or "Exclusive"
     if amount_types not in AMOUNT_TYPES:
-        errors.append(f"'{amount_types}' is not a valid LineAmountTypes value. Use "
-                      "Exclusive, Inclusive or NoTax.")
+        errors.append(
+            f"'{amount_types}' is not a valid LineAmountTypes value. Use Exclusive, Inclusive or NoTax."
+        )
     currency = merged.get("CurrencyCode") or org.config.base_currency
     if currency not in org.config.currencies:
         errors.append(f"The currency '{currency}' is not enabled for this organisation.")
@@ -244,15 +271,27 @@ def build_document(
     contact = resolve_contact(org, merged.get("Contact"), now, errors)
     number = merged.get(kind.number_field)
     if number and doc_type in ("ACCREC", "ACCRECCREDIT"):
-        clash = next((d for d in store.values() if d.get(kind.number_field) == number
-                      and d["Type"] == doc_type and d is not existing
-                      and d["Status"] not in ("DELETED", "VOIDED")), None)
+        clash = next(
+            (
+                d
+                for d in store.values()
+                if d.get(kind.number_field) == number
+                and d["Type"] == doc_type
+                and d is not existing
+                and d["Status"] not in ("DELETED", "VOIDED")
+            ),
+            None,
+        )
         if clash is not None:
             errors.append(f"{'Invoice' if kind is INVOICE else 'Credit Note'} # must be unique.")
     raw_lines = raw.get("LineItems") if "LineItems" in raw else None
     lines: list[dict[str, Any]] = []
-    ctx = {"type": doc_type, "status": status, "amount_types": amount_types,
-           "unit_q": Decimal(1).scaleb(-max(2, min(unitdp, 4)))}
+    ctx = {
+        "type": doc_type,
+        "status": status,
+        "amount_types": amount_types,
+        "unit_q": Decimal(1).scaleb(-max(2, min(unitdp, 4))),
+    }
     if raw_lines is None and existing is not None:
         lines = existing["LineItems"]
     elif raw_lines is not None and not isinstance(raw_lines, list):
@@ -264,8 +303,7 @@ def build_document(
     if errors:
         return Draft(dict(raw), errors)
     assert contact is not None and day is not None
-    totals = document_totals([(li["LineAmount"], li["TaxAmount"]) for li in lines],
-                             amount_types)
+    totals = document_totals([(li["LineAmount"], li["TaxAmount"]) for li in lines], amount_types)
     if totals.total < 0:
         return Draft(dict(raw), [f"{kind.label} total cannot be negative."])
     doc = _assemble(org, kind, merged, prev, now, contact.doc, lines, totals, day, due)
@@ -280,19 +318,27 @@ def _find_existing(org: Org, kind: Kind, raw: dict[str, Any]) -> dict[str, Any] 
         return store.get(str(raw[kind.id_field]).lower())
     number = raw.get(kind.number_field)
     if number:
-        return next((d for d in store.values() if d.get(kind.number_field) == number
-                     and d["Status"] not in ("DELETED", "VOIDED")), None)
+        return next(
+            (
+                d
+                for d in store.values()
+                if d.get(kind.number_field) == number and d["Status"] not in ("DELETED", "VOIDED")
+            ),
+            None,
+        )
     return None
 
 
 def _edit_errors(existing: dict[str, Any], new_status: str | None) -> list[str]:
     if existing["Status"] in ("DELETED", "VOIDED"):
         return [f"This document cannot be edited as it has been {existing['Status'].lower()}."]
-    touched = existing.get("AmountPaid", 0) or existing.get("AmountCredited", 0) or (
-        existing.get("Allocations") or existing.get("Payments"))
+    touched = (
+        existing.get("AmountPaid", 0)
+        or existing.get("AmountCredited", 0)
+        or (existing.get("Allocations") or existing.get("Payments"))
+    )
     if existing["Status"] == "PAID" or touched:
-        return ["This document cannot be edited as it has a payment or credit note allocated "
-                "to it."]
+        return ["This document cannot be edited as it has a payment or credit note allocated to it."]
     if new_status == "DELETED" and existing["Status"] == "AUTHORISED":
         return ["An AUTHORISED document cannot be deleted; void it instead."]
     if new_status == "VOIDED" and existing["Status"] != "AUTHORISED":
@@ -300,25 +346,44 @@ def _edit_errors(existing: dict[str, Any], new_status: str | None) -> list[str]:
     return []
 
 
-def _assemble(org: Org, kind: Kind, merged: dict[str, Any], prev: dict[str, Any],
-              now: datetime, contact: dict[str, Any], lines: list[dict[str, Any]],
-              totals: Any, day: Any, due: Any) -> dict[str, Any]:
-    doc = {k: v for k, v in merged.items() if k in ("Reference", "Url", "BrandingThemeID",
-                                                    "SentToContact", "ExpectedPaymentDate")}
+def _assemble(
+    org: Org,
+    kind: Kind,
+    merged: dict[str, Any],
+    prev: dict[str, Any],
+    now: datetime,
+    contact: dict[str, Any],
+    lines: list[dict[str, Any]],
+    totals: Any,
+    day: Any,
+    due: Any,
+) -> dict[str, Any]:
+    doc = {
+        k: v
+        for k, v in merged.items()
+        if k in ("Reference", "Url", "BrandingThemeID", "SentToContact", "ExpectedPaymentDate")
+    }
     doc_id = prev.get(kind.id_field) or str(uuid.uuid4())
     number = merged.get(kind.number_field) or prev.get(kind.number_field)
     if not number and merged["Type"] in ("ACCREC", "ACCRECCREDIT"):
         number = org.next_number(kind.prefix)
     doc |= {
-        "Type": merged["Type"], kind.id_field: doc_id, kind.number_field: number or "",
-        "Contact": {k: contact[k] for k in ("ContactID", "Name", "ContactStatus",
-                                            "EmailAddress") if k in contact},
-        "DateString": date_string(day), "Date": ms_date(day),
-        "LineItems": lines, "SubTotal": totals.sub_total, "TotalTax": totals.total_tax,
+        "Type": merged["Type"],
+        kind.id_field: doc_id,
+        kind.number_field: number or "",
+        "Contact": {
+            k: contact[k] for k in ("ContactID", "Name", "ContactStatus", "EmailAddress") if k in contact
+        },
+        "DateString": date_string(day),
+        "Date": ms_date(day),
+        "LineItems": lines,
+        "SubTotal": totals.sub_total,
+        "TotalTax": totals.total_tax,
         "Total": totals.total,
-        "CurrencyRate": Decimal(str(merged.get("CurrencyRate") or 1)).quantize(
-            Decimal("0.000001")),
-        "HasAttachments": False, "HasErrors": False, "Payments": prev.get("Payments", []),
+        "CurrencyRate": Decimal(str(merged.get("CurrencyRate") or 1)).quantize(Decimal("0.000001")),
+        "HasAttachments": False,
+        "HasErrors": False,
+        "Payments": prev.get("Payments", []),
         "UpdatedDateUTC": ms_date(now),
         "UpdatedDateUTCString": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "StatusAttributeString": "OK",
@@ -326,15 +391,21 @@ def _assemble(org: Org, kind: Kind, merged: dict[str, Any], prev: dict[str, Any]
     if due is not None:
         doc |= {"DueDateString": date_string(due), "DueDate": ms_date(due)}
     if kind is INVOICE:
-        doc |= {"Prepayments": [], "Overpayments": [], "CreditNotes": prev.get("CreditNotes", []),
-                "AmountPaid": prev.get("AmountPaid", Decimal("0.00")),
-                "AmountCredited": prev.get("AmountCredited", Decimal("0.00")),
-                "IsDiscounted": any(li.get("DiscountRate") or li.get("DiscountAmount")
-                                    for li in lines),
-                "TotalDiscount": Decimal("0.00"), "SentToContact": False}
+        doc |= {
+            "Prepayments": [],
+            "Overpayments": [],
+            "CreditNotes": prev.get("CreditNotes", []),
+            "AmountPaid": prev.get("AmountPaid", Decimal("0.00")),
+            "AmountCredited": prev.get("AmountCredited", Decimal("0.00")),
+            "IsDiscounted": any(li.get("DiscountRate") or li.get("DiscountAmount") for li in lines),
+            "TotalDiscount": Decimal("0.00"),
+            "SentToContact": False,
+        }
     else:
-        doc |= {"Allocations": prev.get("Allocations", []),
-                "AppliedAmount": prev.get("AppliedAmount", Decimal("0.00"))}
+        doc |= {
+            "Allocations": prev.get("Allocations", []),
+            "AppliedAmount": prev.get("AppliedAmount", Decimal("0.00")),
+        }
     return doc
 
 

@@ -42,15 +42,27 @@ def parse_fault(body: dict[str, Any]) -> Fault:
     common = {k: body[k] for k in ("target", "method", "path_contains", "tenant") if k in body}
     if "apply_then_fail" in body:
         spec = body["apply_then_fail"]
-        return Fault(count=int(spec.get("count", 1)), status=int(spec.get("status", 500)),
-                     apply_then_fail=True, **common)
+        return Fault(
+            count=int(spec.get("count", 1)),
+            status=int(spec.get("status", 500)),
+            apply_then_fail=True,
+            **common,
+        )
     if "rate_limit" in body:
-        return Fault(count=int(body.get("count", 1)), status=429, rate_limit=body["rate_limit"],
-                     retry_after=int(body.get("retry_after", 1)), **common)
+        return Fault(
+            count=int(body.get("count", 1)),
+            status=429,
+            rate_limit=body["rate_limit"],
+            retry_after=int(body.get("retry_after", 1)),
+            **common,
+        )
     if "status" in body or "delay_seconds" in body:
-        return Fault(count=int(body.get("count", 1)),
-                     status=int(body["status"]) if "status" in body else None,
-                     delay_seconds=float(body.get("delay_seconds", 0)), **common)
+        return Fault(
+            count=int(body.get("count", 1)),
+            status=int(body["status"]) if "status" in body else None,
+            delay_seconds=float(body.get("delay_seconds", 0)),
+            **common,
+        )
     raise ValueError("expected one of status, rate_limit, delay_seconds, apply_then_fail")
 
 

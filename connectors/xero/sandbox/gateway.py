@@ -19,25 +19,32 @@ from connectors.xero.sandbox.state import SandboxState
 from connectors.xero.sandbox.wire import iso_utc, loads, problem, respond
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-SCOPES = {"Invoices": "accounting.transactions", "CreditNotes": "accounting.transactions",
-          "Payments": "accounting.transactions",
-          "BankTransactions": "accounting.transactions", "Contacts": "accounting.contacts",
-          "TaxRates": "accounting.settings", "Accounts": "accounting.settings"}
+SCOPES = {
+    "Invoices": "accounting.transactions",
+    "CreditNotes": "accounting.transactions",
+    "Payments": "accounting.transactions",
+    "BankTransactions": "accounting.transactions",
+    "Contacts": "accounting.contacts",
+    "TaxRates": "accounting.settings",
+    "Accounts": "accounting.settings",
+}
 
 
 def _scope_ok(state: SandboxState, granted: str, method: str, path: str) -> bool:
     if not state.config.enforce_scopes:
         return True
-    family = SCOPES.get(path[len(API) + 1:].split("/")[0])
+    family = SCOPES.get(path[len(API) + 1 :].split("/")[0])
     scopes = set(granted.split())
     return family is None or family in scopes or (method == "GET" and f"{family}.read" in scopes)
 
 
 def _fault_response(fault: Fault) -> web.Response:
     if fault.rate_limit:
-        return respond(problem(429, "Too Many Requests", "Rate limit exceeded"), 429,
-                       {"X-Rate-Limit-Problem": fault.rate_limit,
-                        "Retry-After": str(fault.retry_after)})
+        return respond(
+            problem(429, "Too Many Requests", "Rate limit exceeded"),
+            429,
+            {"X-Rate-Limit-Problem": fault.rate_limit, "Retry-After": str(fault.retry_after)},
+        )
     status = fault.status or 500
     return respond(problem(status, "Sandbox fault", "Injected by /__sandbox/faults"), status)
 
@@ -47,27 +54,42 @@ def _log(state: SandboxState, request: web.Request, tenant: str, raw: bytes) -> 
         body: Any = loads(raw) if raw else None
     except ValueError:
         body = raw.decode(errors="replace")
-    entry = {"at": iso_utc(state.now()), "method": request.method, "path": request.path,
-             "query": dict(request.query), "tenant_id": tenant, "body": body,
-             "headers": {k: v for k, v in request.headers.items()
-                         if k.lower() != "authorization"}}
+    entry = {
+        "at": iso_utc(state.now()),
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "tenant_id": tenant,
+        "body": body,
+        "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+    }
     state.request_log.append(entry)
     return entry
 
 
-async def _keyed(state: SandboxState, request: web.Request, raw: bytes, handler: Handler,
-                 scope: tuple[str, str, str] | None) -> web.StreamResponse:
+async def _keyed(
+    state: SandboxState,
+    request: web.Request,
+    raw: bytes,
+    handler: Handler,
+    scope: tuple[str, str, str] | None,
+) -> web.StreamResponse:
     """Run the handler, replaying or caching by Idempotency-Key."""
     fp = fingerprint(request.method, request.path_qs, raw)
     if scope is not None:
         cached = state.idempotency.lookup(scope)
         if cached is not None and cached.fingerprint != fp:
-            return respond({"ErrorNumber": 10, "Type": "ValidationException",
-                            "Message": "The Idempotency-Key has already been used with a "
-                                       "different request (method, URL or body)."}, 400)
+            return respond(
+                {
+                    "ErrorNumber": 10,
+                    "Type": "ValidationException",
+                    "Message": "The Idempotency-Key has already been used with a "
+                    "different request (method, URL or body).",
+                },
+                400,
+            )
         if cached is not None:
-            reply = web.Response(text=cached.body, status=cached.status,
-                                 content_type="application/json")
+            reply = web.Response(text=cached.body, status=cached.status, content_type="application/json")
             reply.headers["Idempotent-Replayed"] = "true"
             return reply
     try:
@@ -88,8 +110,11 @@ async def api_gateway(request: web.Request, handler: Handler) -> web.StreamRespo
     if not request.path.startswith(API + "/"):
         return await handler(request)
     state = request.app[STATE_KEY]
-    access = state.bearer(request.headers.get("Authorization", "")[7:].strip()) if (
-        request.headers.get("Authorization", "").lower().startswith("bearer ")) else None
+    access = (
+        state.bearer(request.headers.get("Authorization", "")[7:].strip())
+        if (request.headers.get("Authorization", "").lower().startswith("bearer "))
+        else None
+    )
     if access is None:
         return unauthorized()
     tenant = request.headers.get("xero-tenant-id", "").strip().lower()
@@ -101,8 +126,7 @@ async def api_gateway(request: web.Request, handler: Handler) -> web.StreamRespo
     app_id = access.client_id
     refusal = state.limits.acquire(app_id, tenant)
     if refusal is not None:
-        headers = state.limits.headers(app_id, tenant) | {
-            "X-Rate-Limit-Problem": refusal.problem}
+        headers = state.limits.headers(app_id, tenant) | {"X-Rate-Limit-Problem": refusal.problem}
         if refusal.retry_after is not None:
             headers["Retry-After"] = str(refusal.retry_after)
         state.refused_calls[tenant] += 1
@@ -117,8 +141,9 @@ async def api_gateway(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-async def _admitted(state: SandboxState, request: web.Request, handler: Handler, tenant: str,
-                    app_id: str) -> web.StreamResponse:
+async def _admitted(
+    state: SandboxState, request: web.Request, handler: Handler, tenant: str, app_id: str
+) -> web.StreamResponse:
     raw = await request.read()
     entry = _log(state, request, tenant, raw)
     fault = state.faults.take("api", request.method, request.path, tenant)
@@ -127,14 +152,20 @@ async def _admitted(state: SandboxState, request: web.Request, handler: Handler,
     if fault and fault.status and not fault.apply_then_fail:
         response: web.StreamResponse = _fault_response(fault)
     elif len(raw) > state.config.max_body_bytes:
-        response = respond(problem(413, "Request Entity Too Large",
-                                   "The request body exceeds the size limit"), 413)
+        response = respond(
+            problem(413, "Request Entity Too Large", "The request body exceeds the size limit"), 413
+        )
     else:
         key = request.headers.get("Idempotency-Key")
         if key is not None and len(key) > MAX_KEY_LENGTH:
-            response = respond({"ErrorNumber": 10, "Type": "ValidationException",
-                                "Message": "Idempotency-Key must be 128 characters or fewer."},
-                               400)
+            response = respond(
+                {
+                    "ErrorNumber": 10,
+                    "Type": "ValidationException",
+                    "Message": "Idempotency-Key must be 128 characters or fewer.",
+                },
+                400,
+            )
         else:
             scope = (app_id, tenant, key) if key and request.method in ("PUT", "POST") else None
             response = await _keyed(state, request, raw, handler, scope)

@@ -46,16 +46,20 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         raise _redirect(redirect_uri, {"error": "unsupported_response_type"} | echo)
     challenge = q.get("code_challenge")
     if challenge and q.get("code_challenge_method", "plain") != "S256":
-        raise _redirect(redirect_uri, {"error": "invalid_request",
-                                       "error_description": "code_challenge_method must be S256"}
-                        | echo)
+        raise _redirect(
+            redirect_uri,
+            {"error": "invalid_request", "error_description": "code_challenge_method must be S256"} | echo,
+        )
     wanted = [t for v in q.getall("org", []) for t in v.split(",") if t]
     unknown = [t for t in wanted if t not in state.orgs]
     if unknown:
         return _oauth_error("invalid_request", f"Unknown organisation(s): {', '.join(unknown)}")
     code = AuthCode(
-        code=secrets.token_urlsafe(24), client_id=client.client_id, redirect_uri=redirect_uri,
-        scope=q.get("scope", ""), tenant_ids=wanted or list(state.orgs),
+        code=secrets.token_urlsafe(24),
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        scope=q.get("scope", ""),
+        tenant_ids=wanted or list(state.orgs),
         auth_event_id=str(uuid.uuid4()),
         expires_at=state.now() + timedelta(seconds=state.config.auth_code_seconds),
         challenge=challenge,
@@ -79,12 +83,20 @@ def _basic_client(state: SandboxState, request: web.Request) -> ClientConfig | N
 
 def _issue(state: SandboxState, grant: Grant) -> dict[str, Any]:
     now = state.now()
-    access = AccessToken(secrets.token_urlsafe(32), grant.grant_id, grant.client_id,
-                         grant.scope, now + timedelta(seconds=state.config.access_token_seconds))
+    access = AccessToken(
+        secrets.token_urlsafe(32),
+        grant.grant_id,
+        grant.client_id,
+        grant.scope,
+        now + timedelta(seconds=state.config.access_token_seconds),
+    )
     state.access_tokens[access.token] = access
-    body: dict[str, Any] = {"access_token": access.token,
-                            "expires_in": state.config.access_token_seconds,
-                            "token_type": "Bearer", "scope": grant.scope}
+    body: dict[str, Any] = {
+        "access_token": access.token,
+        "expires_in": state.config.access_token_seconds,
+        "token_type": "Bearer",
+        "scope": grant.scope,
+    }
     if "offline_access" in grant.scope.split():
         refresh = RefreshToken(secrets.token_urlsafe(32), grant.grant_id, now)
         state.refresh_tokens[refresh.token] = refresh
@@ -132,8 +144,7 @@ def _client_credentials(state: SandboxState, client: ClientConfig, form: Any) ->
     if org is None:
         return _oauth_error("unauthorized_client", "client is not a custom connection")
     scope = form.get("scope") or "accounting.transactions accounting.contacts accounting.settings"
-    grant = Grant(str(uuid.uuid4()), client.client_id, scope.replace("offline_access", "").strip(),
-                  [org])
+    grant = Grant(str(uuid.uuid4()), client.client_id, scope.replace("offline_access", "").strip(), [org])
     state.grants[grant.grant_id] = grant
     state.connect(client.client_id, org, grant.grant_id)
     return respond(_issue(state, grant))
@@ -151,8 +162,11 @@ async def token(request: web.Request) -> web.Response:
     if client is None:
         return _oauth_error("invalid_client")
     form = await request.post()
-    handlers = {"authorization_code": _exchange_code, "refresh_token": _refresh,
-                "client_credentials": _client_credentials}
+    handlers = {
+        "authorization_code": _exchange_code,
+        "refresh_token": _refresh,
+        "client_credentials": _client_credentials,
+    }
     handler = handlers.get(str(form.get("grant_type", "")))
     if handler is None:
         return _oauth_error("unsupported_grant_type")
@@ -185,8 +199,11 @@ def _bearer(request: web.Request) -> AccessToken | None:
 
 def unauthorized() -> web.Response:
     """Xero's 401 body."""
-    return respond(problem(401, "Unauthorized", "AuthenticationUnsuccessful"), 401,
-                   {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return respond(
+        problem(401, "Unauthorized", "AuthenticationUnsuccessful"),
+        401,
+        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 async def list_connections(request: web.Request) -> web.Response:
@@ -196,12 +213,21 @@ async def list_connections(request: web.Request) -> web.Response:
         return unauthorized()
     state = request.app[STATE_KEY]
     event = request.query.get("authEventId")
-    return respond([
-        {"id": c.id, "authEventId": c.auth_event_id, "tenantId": c.tenant_id,
-         "tenantType": "ORGANISATION", "tenantName": state.orgs[c.tenant_id].config.name,
-         "createdDateUtc": iso_utc(c.created), "updatedDateUtc": iso_utc(c.updated)}
-        for c in state.tenants_for(access) if event is None or c.auth_event_id == event
-    ])
+    return respond(
+        [
+            {
+                "id": c.id,
+                "authEventId": c.auth_event_id,
+                "tenantId": c.tenant_id,
+                "tenantType": "ORGANISATION",
+                "tenantName": state.orgs[c.tenant_id].config.name,
+                "createdDateUtc": iso_utc(c.created),
+                "updatedDateUtc": iso_utc(c.updated),
+            }
+            for c in state.tenants_for(access)
+            if event is None or c.auth_event_id == event
+        ]
+    )
 
 
 async def delete_connection(request: web.Request) -> web.Response:

@@ -31,8 +31,14 @@ def _find_invoice(org: Org, ref: Any) -> dict[str, Any] | None:
     if ref.get("InvoiceID"):
         return org.invoices.get(str(ref["InvoiceID"]).lower())
     number = ref.get("InvoiceNumber")
-    return next((i for i in org.invoices.values() if number and i["InvoiceNumber"] == number
-                 and i["Status"] not in ("DELETED", "VOIDED")), None)
+    return next(
+        (
+            i
+            for i in org.invoices.values()
+            if number and i["InvoiceNumber"] == number and i["Status"] not in ("DELETED", "VOIDED")
+        ),
+        None,
+    )
 
 
 def find_account(org: Org, ref: Any) -> dict[str, Any] | None:
@@ -56,30 +62,44 @@ def apply_payment(org: Org, raw: Any, now: datetime) -> tuple[dict[str, Any], li
     if day is None:
         errors.append("The date is not valid. Use the format YYYY-MM-DD.")
     if invoice is None:
-        errors.append("Invoice could not be found." if raw.get("Invoice")
-                      else "An Invoice, CreditNote, Prepayment or Overpayment must be specified.")
+        errors.append(
+            "Invoice could not be found."
+            if raw.get("Invoice")
+            else "An Invoice, CreditNote, Prepayment or Overpayment must be specified."
+        )
     elif invoice["Status"] != "AUTHORISED":
-        errors.append("Invoice not of valid status for modification. Payments can only be made "
-                      f"to AUTHORISED invoices (this one is {invoice['Status']}).")
+        errors.append(
+            "Invoice not of valid status for modification. Payments can only be made "
+            f"to AUTHORISED invoices (this one is {invoice['Status']})."
+        )
     elif amount is not None and amount > invoice["AmountDue"]:
         errors.append("Payment amount exceeds the amount outstanding on this document")
     if account is None:
-        errors.append("Account could not be found." if raw.get("Account")
-                      else "An Account must be specified.")
+        errors.append(
+            "Account could not be found." if raw.get("Account") else "An Account must be specified."
+        )
     elif account["Status"] != "ACTIVE" or not (
-            account["Type"] == "BANK" or account["EnablePaymentsToAccount"]):
-        errors.append(f"Account code '{account['Code']}' is not a bank account and does not "
-                      "have payments enabled.")
+        account["Type"] == "BANK" or account["EnablePaymentsToAccount"]
+    ):
+        errors.append(
+            f"Account code '{account['Code']}' is not a bank account and does not have payments enabled."
+        )
     if errors:
         return dict(raw), errors
     assert invoice is not None and account is not None and amount is not None and day
     payment = {
-        "PaymentID": str(uuid.uuid4()), "Date": ms_date(day), "Amount": amount,
-        "BankAmount": amount, "Reference": raw.get("Reference", ""),
-        "CurrencyRate": invoice["CurrencyRate"], "IsReconciled": bool(raw.get("IsReconciled")),
+        "PaymentID": str(uuid.uuid4()),
+        "Date": ms_date(day),
+        "Amount": amount,
+        "BankAmount": amount,
+        "Reference": raw.get("Reference", ""),
+        "CurrencyRate": invoice["CurrencyRate"],
+        "IsReconciled": bool(raw.get("IsReconciled")),
         "Status": "AUTHORISED",
         "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
-        "UpdatedDateUTC": ms_date(now), "HasAccount": True, "HasValidationErrors": False,
+        "UpdatedDateUTC": ms_date(now),
+        "HasAccount": True,
+        "HasValidationErrors": False,
         "StatusAttributeString": "OK",
         "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
         "Invoice": {k: invoice[k] for k in ("InvoiceID", "InvoiceNumber", "Type")}
@@ -87,9 +107,20 @@ def apply_payment(org: Org, raw: Any, now: datetime) -> tuple[dict[str, Any], li
     }
     org.payments[payment["PaymentID"]] = payment
     invoice["AmountPaid"] = round2(invoice["AmountPaid"] + amount)
-    invoice["Payments"].append({k: payment[k] for k in
-                                ("PaymentID", "Date", "Amount", "Reference", "CurrencyRate",
-                                 "HasAccount", "HasValidationErrors")})
+    invoice["Payments"].append(
+        {
+            k: payment[k]
+            for k in (
+                "PaymentID",
+                "Date",
+                "Amount",
+                "Reference",
+                "CurrencyRate",
+                "HasAccount",
+                "HasValidationErrors",
+            )
+        }
+    )
     _touch(invoice, now)
     refresh_balances(invoice, INVOICE, now)
     return payment, []
@@ -106,8 +137,10 @@ def allocate_credit(
     invoice = _find_invoice(org, raw.get("Invoice"))
     day = parse_date(raw["Date"]) if raw.get("Date") else now.date()
     if credit_note["Status"] != "AUTHORISED":
-        errors.append("Only AUTHORISED credit notes with remaining credit can be allocated "
-                      f"(this one is {credit_note['Status']}).")
+        errors.append(
+            "Only AUTHORISED credit notes with remaining credit can be allocated "
+            f"(this one is {credit_note['Status']})."
+        )
     if invoice is None:
         errors.append("Invoice could not be found.")
     elif invoice["Status"] != "AUTHORISED":
@@ -117,31 +150,40 @@ def allocate_credit(
     elif invoice["CurrencyCode"] != credit_note["CurrencyCode"]:
         errors.append("The credit note and the invoice must be in the same currency.")
     if amount is not None and amount > credit_note["RemainingCredit"]:
-        errors.append("The amount being allocated exceeds the remaining credit on the "
-                      "credit note.")
+        errors.append("The amount being allocated exceeds the remaining credit on the credit note.")
     if amount is not None and invoice is not None and amount > invoice["AmountDue"]:
-        errors.append("The amount being allocated exceeds the amount outstanding on the "
-                      "invoice.")
+        errors.append("The amount being allocated exceeds the amount outstanding on the invoice.")
     if day is None:
         errors.append("The date is not valid. Use the format YYYY-MM-DD.")
     if errors:
         return dict(raw), errors
     assert invoice is not None and amount is not None and day is not None
     allocation = {
-        "AllocationID": str(uuid.uuid4()), "Amount": amount, "Date": ms_date(day),
-        "IsDeleted": False, "StatusAttributeString": "OK",
+        "AllocationID": str(uuid.uuid4()),
+        "Amount": amount,
+        "Date": ms_date(day),
+        "IsDeleted": False,
+        "StatusAttributeString": "OK",
         "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]},
-        "CreditNote": {"CreditNoteID": credit_note["CreditNoteID"],
-                       "CreditNoteNumber": credit_note["CreditNoteNumber"]},
+        "CreditNote": {
+            "CreditNoteID": credit_note["CreditNoteID"],
+            "CreditNoteNumber": credit_note["CreditNoteNumber"],
+        },
     }
     org.allocations.append(allocation)
-    credit_note["Allocations"].append({k: allocation[k] for k in
-                                       ("AllocationID", "Amount", "Date", "Invoice")})
+    credit_note["Allocations"].append(
+        {k: allocation[k] for k in ("AllocationID", "Amount", "Date", "Invoice")}
+    )
     credit_note["AppliedAmount"] = round2(credit_note["AppliedAmount"] + amount)
     invoice["AmountCredited"] = round2(invoice["AmountCredited"] + amount)
-    invoice["CreditNotes"].append({"CreditNoteID": credit_note["CreditNoteID"],
-                                   "CreditNoteNumber": credit_note["CreditNoteNumber"],
-                                   "AppliedAmount": amount, "Total": credit_note["Total"]})
+    invoice["CreditNotes"].append(
+        {
+            "CreditNoteID": credit_note["CreditNoteID"],
+            "CreditNoteNumber": credit_note["CreditNoteNumber"],
+            "AppliedAmount": amount,
+            "Total": credit_note["Total"],
+        }
+    )
     for doc, kind in ((credit_note, CREDIT_NOTE), (invoice, INVOICE)):
         _touch(doc, now)
         refresh_balances(doc, kind, now)

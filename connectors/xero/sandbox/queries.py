@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 _CLAUSE = re.compile(
-    r'^\s*(?P<field>[A-Za-z]+(?:\.[A-Za-z]+)*)\s*(?P<op>==|!=)\s*'
+    r"^\s*(?P<field>[A-Za-z]+(?:\.[A-Za-z]+)*)\s*(?P<op>==|!=)\s*"
     r'(?:"(?P<text>(?:[^"\\]|\\.)*)"|Guid\("(?P<guid>[^"]*)"\)|(?P<bare>true|false|-?\d+(?:\.\d+)?))\s*$'
 )
 _ESCAPE = re.compile(r"\\(.)")
@@ -98,8 +98,9 @@ def csv_param(query: dict[str, str], name: str) -> set[str] | None:
     return {v.strip().strip('"').lower() for v in raw.split(",") if v.strip()}
 
 
-def select(docs: Iterable[dict[str, Any]], query: dict[str, str],
-           lists: dict[str, str]) -> list[dict[str, Any]]:
+def select(
+    docs: Iterable[dict[str, Any]], query: dict[str, str], lists: dict[str, str]
+) -> list[dict[str, Any]]:
     """Apply `where` and the ID-list parameters (`lists` maps param → dotted field)."""
     result = list(docs)
     if query.get("where"):
@@ -112,8 +113,9 @@ def select(docs: Iterable[dict[str, Any]], query: dict[str, str],
     return result
 
 
-def paginate(docs: list[dict[str, Any]], query: dict[str, str],
-             default_size: int) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+def paginate(
+    docs: list[dict[str, Any]], query: dict[str, str], default_size: int
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
     """One page when `page` is given (with Xero's `pagination` block), else everything."""
     if "page" not in query:
         return docs, None
@@ -122,6 +124,10 @@ def paginate(docs: list[dict[str, Any]], query: dict[str, str],
         size = min(1000, max(1, int(query.get("pageSize", default_size))))
     except ValueError as exc:
         raise QueryError("page and pageSize must be integers") from exc
-    chunk = docs[(page - 1) * size: page * size]
-    return chunk, {"page": page, "pageSize": size,
-                   "pageCount": math.ceil(len(docs) / size), "itemCount": len(docs)}
+    chunk = docs[(page - 1) * size : page * size]
+    return chunk, {
+        "page": page,
+        "pageSize": size,
+        "pageCount": math.ceil(len(docs) / size),
+        "itemCount": len(docs),
+    }

@@ -49,8 +49,12 @@ def _tax_rate_wire(seed: TaxRateSeed) -> dict[str, Any]:
         "EffectiveRate": rate,
         "Status": seed.status,
         "TaxComponents": [
-            {"Name": "VAT" if seed.rate else "None", "Rate": rate,
-             "IsCompound": False, "IsNonRecoverable": False}
+            {
+                "Name": "VAT" if seed.rate else "None",
+                "Rate": rate,
+                "IsCompound": False,
+                "IsNonRecoverable": False,
+            }
         ],
     }
 
@@ -215,12 +219,11 @@ class SandboxState:
     def revoke_grant(self, grant: Grant, tenant_ids: list[str] | None = None) -> None:
         """Revoke a grant's tokens and disconnect its tenants (all, or those given)."""
         grant.revoked = True
-        self.access_tokens = {
-            k: v for k, v in self.access_tokens.items() if v.grant_id != grant.grant_id
-        }
+        self.access_tokens = {k: v for k, v in self.access_tokens.items() if v.grant_id != grant.grant_id}
         doomed = set(tenant_ids) if tenant_ids is not None else None
         self.connections = {
-            k: c for k, c in self.connections.items()
+            k: c
+            for k, c in self.connections.items()
             if not (c.client_id == grant.client_id and (doomed is None or c.tenant_id in doomed))
         }
 

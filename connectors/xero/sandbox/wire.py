@@ -35,9 +35,7 @@ def money(value: Decimal) -> Decimal:
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response."""
-    return web.Response(
-        text=dumps(body), status=status, content_type="application/json", headers=headers
-    )
+    return web.Response(text=dumps(body), status=status, content_type="application/json", headers=headers)
 
 
 def ms_date(moment: datetime | date) -> str:
@@ -85,5 +83,11 @@ def validation_envelope(elements: list[dict[str, Any]]) -> dict[str, Any]:
 
 def problem(status: int, title: str, detail: str) -> dict[str, Any]:
     """The problem-details body Xero uses for 401/403/404/429/5xx."""
-    return {"Type": None, "Title": title, "Status": status, "Detail": detail,
-            "Instance": None, "Extensions": {}}
+    return {
+        "Type": None,
+        "Title": title,
+        "Status": status,
+        "Detail": detail,
+        "Instance": None,
+        "Extensions": {},
+    }

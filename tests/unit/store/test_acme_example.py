@@ -42,8 +42,13 @@ def test_acme_applies_and_round_trips_through_tenants_show(
     [
         pytest.param("GB", {}, "OUTPUT2", "20", id="uk-consumer-20pct-vat"),
         pytest.param("GB", {"vat_id": "GB123456789"}, "OUTPUT2", "20", id="uk-business-20pct-vat"),
-        pytest.param("DE", {"vat_id": "DE123456789", "company": "Beispiel GmbH"}, "ECZROUTPUTSERVICES", "0",
-                     id="eu-b2b-reverse-charge"),
+        pytest.param(
+            "DE",
+            {"vat_id": "DE123456789", "company": "Beispiel GmbH"},
+            "ECZROUTPUTSERVICES",
+            "0",
+            id="eu-b2b-reverse-charge",
+        ),
         pytest.param("FR", {}, "OUTPUT2", "20", id="eu-consumer-fallback"),
         pytest.param("US", {}, "EXEMPTOUTPUT", "0", id="us-exempt"),
     ],

@@ -79,22 +79,22 @@ def _edit(*pairs: tuple[str, str]) -> TenantConfig:
             id="rate-differs",
         ),
         pytest.param(
-            (("rounding: \"497\"", "rounding: \"4970\""),),
+            (('rounding: "497"', 'rounding: "4970"'),),
             ["ledgers.xero.accounts.rounding: account '4970' does not exist in xero"],
             id="unknown-account",
         ),
         pytest.param(
-            (("revenue: \"200\"", "revenue: \"210\""),),
+            (('revenue: "200"', 'revenue: "210"'),),
             ["ledgers.xero.accounts.revenue: account '210' is archived in xero"],
             id="archived-account",
         ),
         pytest.param(
-            (("account: \"091\"}", "account: \"610\"}"),),
+            (('account: "091"}', 'account: "610"}'),),
             ["ledgers.xero.accounts.payments[1].account: account '610' does not accept payments in xero"],
             id="payment-account-not-a-bank",
         ),
         pytest.param(
-            (("revenue: \"200\"", "revenue: \"200\"\n      revenue_by_product_type: {books: \"2300\"}"),),
+            (('revenue: "200"', 'revenue: "200"\n      revenue_by_product_type: {books: "2300"}'),),
             ["ledgers.xero.accounts.revenue_by_product_type.books: account '2300' does not exist in xero"],
             id="revenue-by-product-type",
         ),

@@ -47,9 +47,10 @@ def test_put_yaml_creates_then_unchanged_then_changes(sessions: sessionmaker[Ses
     assert status == 200
     assert (current["version"], current["applied_by"]) == (2, "bob")
     assert current["config"]["ledgers"]["xero"]["accounts"]["shipping"] == "430"
-    assert api.get_tenant(sessions, "acme-uk", version=1)[1]["config"]["ledgers"]["xero"]["accounts"][
-        "shipping"
-    ] == "425"
+    assert (
+        api.get_tenant(sessions, "acme-uk", version=1)[1]["config"]["ledgers"]["xero"]["accounts"]["shipping"]
+        == "425"
+    )
 
     status, history = api.get_history(sessions, "acme-uk")
     assert [(v["version"], v["applied_by"], v["comment"]) for v in history["versions"]] == [
@@ -147,9 +148,7 @@ class Ledger:
 def test_put_with_check_ledger_rejects_the_archived_code_by_name(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    forced = asyncio.run(
-        api.put_tenant(sessions, "acme-uk", BAD, "", {"check_ledger": "1"}, topic=TOPIC)
-    )
+    forced = asyncio.run(api.put_tenant(sessions, "acme-uk", BAD, "", {"check_ledger": "1"}, topic=TOPIC))
     assert forced[0] == 422
     assert forced[1]["problems"][0].startswith("ledgers.xero: cannot check against xero")
 

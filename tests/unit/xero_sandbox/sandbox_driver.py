@@ -13,8 +13,7 @@ from aiohttp.test_utils import TestClient
 from connectors.xero.sandbox.state import SandboxState
 
 REDIRECT = "http://127.0.0.1:6066/connect/xero/callback"
-SCOPE = ("openid profile email offline_access accounting.transactions accounting.contacts "
-         "accounting.settings")
+SCOPE = "openid profile email offline_access accounting.transactions accounting.contacts accounting.settings"
 UK = "6f1c1b8e-2d7a-4c53-9a55-0b1d2f3e4a51"
 US = "9b2e4c7d-5a61-4f08-8c3e-7d6a1b2c3d42"
 
@@ -39,17 +38,21 @@ class Driver:
         self.http, self.state = http, state
         self.bearer: str = ""
 
-    async def authorize(self, org: str | None = UK, scope: str = SCOPE,
-                        **extra: str) -> tuple[str, str]:
+    async def authorize(self, org: str | None = UK, scope: str = SCOPE, **extra: str) -> tuple[str, str]:
         """Run /authorize; return (code, verifier)."""
         verifier, challenge = pkce()
-        params = {"response_type": "code", "client_id": "ledgerstream-dev",
-                  "redirect_uri": REDIRECT, "scope": scope, "state": "xyz",
-                  "code_challenge": challenge, "code_challenge_method": "S256"} | extra
+        params = {
+            "response_type": "code",
+            "client_id": "ledgerstream-dev",
+            "redirect_uri": REDIRECT,
+            "scope": scope,
+            "state": "xyz",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        } | extra
         if org:
             params["org"] = org
-        resp = await self.http.get("/identity/connect/authorize", params=params,
-                                   allow_redirects=False)
+        resp = await self.http.get("/identity/connect/authorize", params=params, allow_redirects=False)
         assert resp.status == 302, await resp.text()
         query = parse_qs(urlsplit(resp.headers["Location"]).query)
         assert query["state"] == ["xyz"]
@@ -63,20 +66,35 @@ class Driver:
     async def connect(self, org: str | None = UK, scope: str = SCOPE) -> dict[str, Any]:
         """Authorize and exchange the code; remember the access token."""
         code, verifier = await self.authorize(org, scope)
-        status, body = await self.token({"grant_type": "authorization_code", "code": code,
-                                         "redirect_uri": REDIRECT, "code_verifier": verifier})
+        status, body = await self.token(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            }
+        )
         assert status == 200, body
         self.bearer = body["access_token"]
         return body
 
-    async def api(self, method: str, path: str, *, tenant: str = UK, json: Any = None,
-                  params: dict[str, str] | None = None,
-                  headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    async def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        tenant: str = UK,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, Any]:
         """Call the Accounting API; return (status, JSON body, headers)."""
-        hdrs = {"Authorization": f"Bearer {self.bearer}", "xero-tenant-id": tenant,
-                "Accept": "application/json"} | (headers or {})
-        resp = await self.http.request(method, f"/api.xro/2.0/{path}", json=json,
-                                       params=params, headers=hdrs)
+        hdrs = {
+            "Authorization": f"Bearer {self.bearer}",
+            "xero-tenant-id": tenant,
+            "Accept": "application/json",
+        } | (headers or {})
+        resp = await self.http.request(method, f"/api.xro/2.0/{path}", json=json, params=params, headers=hdrs)
         return resp.status, await resp.json(), resp.headers
 
     async def admin(self, method: str, path: str, json: Any = None) -> Any:
@@ -88,9 +106,22 @@ class Driver:
 
 def invoice(**over: Any) -> dict[str, Any]:
     """A valid ACCREC invoice payload."""
-    base = {"Type": "ACCREC", "Contact": {"Name": "Ada Lovelace"}, "Date": "2026-03-01",
-            "DueDate": "2026-03-31", "LineAmountTypes": "Exclusive", "Status": "AUTHORISED",
-            "CurrencyCode": "GBP",
-            "LineItems": [{"Description": "Widget", "Quantity": 2, "UnitAmount": 10,
-                           "AccountCode": "200", "TaxType": "OUTPUT2"}]}
+    base = {
+        "Type": "ACCREC",
+        "Contact": {"Name": "Ada Lovelace"},
+        "Date": "2026-03-01",
+        "DueDate": "2026-03-31",
+        "LineAmountTypes": "Exclusive",
+        "Status": "AUTHORISED",
+        "CurrencyCode": "GBP",
+        "LineItems": [
+            {
+                "Description": "Widget",
+                "Quantity": 2,
+                "UnitAmount": 10,
+                "AccountCode": "200",
+                "TaxType": "OUTPUT2",
+            }
+        ],
+    }
     return base | over

@@ -9,12 +9,25 @@ from tests.unit.xero_sandbox.sandbox_driver import UK
 
 def fee(**over: Any) -> dict[str, Any]:
     """A Stripe fee paid out of the bank account, as the connector sends it."""
-    base = {"Type": "SPEND", "Contact": {"Name": "Stripe"}, "BankAccount": {"Code": "090"},
-            "Date": "2026-03-02", "Reference": "stripe p1", "CurrencyCode": "GBP",
-            "LineAmountTypes": "NoTax",
-            "LineItems": [{"Description": "Stripe fee for payment p1", "Quantity": 1,
-                           "UnitAmount": 1.5, "AccountCode": "404",
-                           "TaxType": "NONE", "LineAmount": 1.5}]}
+    base = {
+        "Type": "SPEND",
+        "Contact": {"Name": "Stripe"},
+        "BankAccount": {"Code": "090"},
+        "Date": "2026-03-02",
+        "Reference": "stripe p1",
+        "CurrencyCode": "GBP",
+        "LineAmountTypes": "NoTax",
+        "LineItems": [
+            {
+                "Description": "Stripe fee for payment p1",
+                "Quantity": 1,
+                "UnitAmount": 1.5,
+                "AccountCode": "404",
+                "TaxType": "NONE",
+                "LineAmount": 1.5,
+            }
+        ],
+    }
     return base | over
 
 
@@ -24,8 +37,13 @@ def line(**over: Any) -> dict[str, Any]:
 
 async def test_spend_money_is_stored_with_totals_and_found_by_reference(sandbox):
     key = {"Idempotency-Key": "fee-1"}
-    status, body, _ = await sandbox.api("PUT", "BankTransactions", json={"BankTransactions": [fee()]},
-                                        params={"summarizeErrors": "false"}, headers=key)
+    status, body, _ = await sandbox.api(
+        "PUT",
+        "BankTransactions",
+        json={"BankTransactions": [fee()]},
+        params={"summarizeErrors": "false"},
+        headers=key,
+    )
     assert status == 200, body
     (bt,) = body["BankTransactions"]
     assert (bt["Type"], bt["Status"], bt["StatusAttributeString"]) == ("SPEND", "AUTHORISED", "OK")
@@ -36,15 +54,20 @@ async def test_spend_money_is_stored_with_totals_and_found_by_reference(sandbox)
     (stripe,) = [c for c in org.contacts.values() if c["Name"] == "Stripe"]
     assert stripe["IsSupplier"] is True and not stripe["IsCustomer"]
 
-    again = await sandbox.api("PUT", "BankTransactions", json={"BankTransactions": [fee()]},
-                              params={"summarizeErrors": "false"}, headers=key)
+    again = await sandbox.api(
+        "PUT",
+        "BankTransactions",
+        json={"BankTransactions": [fee()]},
+        params={"summarizeErrors": "false"},
+        headers=key,
+    )
     assert again[0] == 200 and again[2]["Idempotent-Replayed"] == "true"
     assert len(org.bank_transactions) == 1
 
-    status, body, _ = await sandbox.api("GET", "BankTransactions",
-                                        params={"where": 'Reference=="stripe p1"'})
+    status, body, _ = await sandbox.api("GET", "BankTransactions", params={"where": 'Reference=="stripe p1"'})
     assert status == 200 and [b["BankTransactionID"] for b in body["BankTransactions"]] == [
-        bt["BankTransactionID"]]
+        bt["BankTransactionID"]
+    ]
     _, body, _ = await sandbox.api("GET", "BankTransactions", params={"where": 'Reference=="x"'})
     assert body["BankTransactions"] == []
     status, body, _ = await sandbox.api("GET", f"BankTransactions/{bt['BankTransactionID']}")
@@ -54,15 +77,25 @@ async def test_spend_money_is_stored_with_totals_and_found_by_reference(sandbox)
 
     dump = await sandbox.admin("GET", "state")
     assert [b["Total"] for b in dump["orgs"][UK]["bank_transactions"]] == [1.5]
-    logged = [r for r in dump["requests"] if r["path"].endswith("/BankTransactions")
-              and r["method"] == "PUT"]
+    logged = [r for r in dump["requests"] if r["path"].endswith("/BankTransactions") and r["method"] == "PUT"]
     assert len(logged) == 2 and logged[0]["body"]["BankTransactions"][0]["Type"] == "SPEND"
 
 
 async def test_clearing_account_with_payments_enabled_is_allowed(sandbox):
-    status, body, _ = await sandbox.api("PUT", "BankTransactions", json={"BankTransactions": [
-        fee(BankAccount={"Code": "877"}, Type="RECEIVE", LineAmountTypes="Exclusive",
-            LineItems=[line(TaxType="OUTPUT2", UnitAmount=10, LineAmount=10)])]})
+    status, body, _ = await sandbox.api(
+        "PUT",
+        "BankTransactions",
+        json={
+            "BankTransactions": [
+                fee(
+                    BankAccount={"Code": "877"},
+                    Type="RECEIVE",
+                    LineAmountTypes="Exclusive",
+                    LineItems=[line(TaxType="OUTPUT2", UnitAmount=10, LineAmount=10)],
+                )
+            ]
+        },
+    )
     assert status == 200, body
     bt = body["BankTransactions"][0]
     assert (bt["Type"], bt["SubTotal"], bt["TotalTax"], bt["Total"]) == ("RECEIVE", 10, 2, 12)
@@ -86,9 +119,12 @@ async def test_each_element_is_checked(sandbox):
         "The currency 'JPY' is not enabled": fee(CurrencyCode="JPY"),
         "Discounts are only supported": fee(LineItems=[line(DiscountRate=10)]),
     }
-    status, body, _ = await sandbox.api("PUT", "BankTransactions",
-                                        params={"summarizeErrors": "false"},
-                                        json={"BankTransactions": [fee(), *cases.values()]})
+    status, body, _ = await sandbox.api(
+        "PUT",
+        "BankTransactions",
+        params={"summarizeErrors": "false"},
+        json={"BankTransactions": [fee(), *cases.values()]},
+    )
     assert status == 200
     ok, *failed = body["BankTransactions"]
     assert ok["StatusAttributeString"] == "OK"
@@ -99,8 +135,9 @@ async def test_each_element_is_checked(sandbox):
         assert any(expected in m for m in messages), (expected, messages)
     assert len(sandbox.state.orgs[UK].bank_transactions) == 1
 
-    status, body, _ = await sandbox.api("PUT", "BankTransactions",
-                                        json={"BankTransactions": [fee(BankAccount={"Code": "200"})]})
+    status, body, _ = await sandbox.api(
+        "PUT", "BankTransactions", json={"BankTransactions": [fee(BankAccount={"Code": "200"})]}
+    )
     assert status == 400 and body["Type"] == "ValidationException"
     assert "is not a bank account" in body["Elements"][0]["ValidationErrors"][0]["Message"]
     assert len(sandbox.state.orgs[UK].bank_transactions) == 1

@@ -29,12 +29,10 @@ async def test_delay_fault(sandbox):
 async def test_apply_then_fail_stores_the_document_but_loses_the_answer(sandbox):
     await sandbox.admin("POST", "faults", {"apply_then_fail": {"status": 500, "count": 1}})
     key = {"Idempotency-Key": "order-42"}
-    status, _, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]},
-                                     headers=key)
+    status, _, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]}, headers=key)
     assert status == 500
     assert len(sandbox.state.orgs[UK].invoices) == 1
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]},
-                                        headers=key)
+    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]}, headers=key)
     assert status == 200 and len(sandbox.state.orgs[UK].invoices) == 1
     assert body["Invoices"][0]["InvoiceID"] in sandbox.state.orgs[UK].invoices
     # without a key, a blind retry duplicates the invoice
@@ -45,8 +43,9 @@ async def test_apply_then_fail_stores_the_document_but_loses_the_answer(sandbox)
 
 
 async def test_fault_filters_and_clear(sandbox):
-    await sandbox.admin("POST", "faults", {"status": 502, "count": 5, "method": "PUT",
-                                           "path_contains": "/Invoices"})
+    await sandbox.admin(
+        "POST", "faults", {"status": 502, "count": 5, "method": "PUT", "path_contains": "/Invoices"}
+    )
     assert (await sandbox.api("GET", "Invoices"))[0] == 200
     assert (await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]}))[0] == 502
     assert (await sandbox.admin("GET", "faults"))["armed"][0]["count"] == 4
@@ -56,19 +55,20 @@ async def test_fault_filters_and_clear(sandbox):
 
 async def test_token_endpoint_apply_then_fail_uses_the_grace_period(sandbox):
     tokens = await sandbox.connect()
-    await sandbox.admin("POST", "faults", {"target": "token",
-                                           "apply_then_fail": {"status": 500, "count": 1}})
-    status, _ = await sandbox.token({"grant_type": "refresh_token",
-                                     "refresh_token": tokens["refresh_token"]})
+    await sandbox.admin("POST", "faults", {"target": "token", "apply_then_fail": {"status": 500, "count": 1}})
+    status, _ = await sandbox.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert status == 500
-    status, _ = await sandbox.token({"grant_type": "refresh_token",
-                                     "refresh_token": tokens["refresh_token"]})
+    status, _ = await sandbox.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert status == 200
 
 
 async def test_state_dump_log_and_reset(sandbox):
-    await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice(Reference="r-1")]},
-                      headers={"Idempotency-Key": "dump-1"})
+    await sandbox.api(
+        "PUT",
+        "Invoices",
+        json={"Invoices": [invoice(Reference="r-1")]},
+        headers={"Idempotency-Key": "dump-1"},
+    )
     dump = await sandbox.admin("GET", "state")
     assert dump["api_calls"][UK] == 1
     assert dump["orgs"][UK]["invoices"][0]["Reference"] == "r-1"
@@ -87,6 +87,8 @@ async def test_unknown_api_path_answers_json(sandbox):
     status, body, _ = await sandbox.api("GET", "Nothing")
     assert status == 404 and body["Status"] == 404
     resp = await sandbox.http.put(
-        "/api.xro/2.0/Invoices", data=b"{not json",
-        headers={"Authorization": f"Bearer {sandbox.bearer}", "xero-tenant-id": UK})
+        "/api.xro/2.0/Invoices",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {sandbox.bearer}", "xero-tenant-id": UK},
+    )
     assert resp.status == 400 and (await resp.json())["Type"] == "PostDataInvalidException"

@@ -18,12 +18,11 @@ async def test_same_key_and_body_replays_without_creating_again(sandbox):
 async def test_key_reused_for_a_different_request_is_400(sandbox):
     key = {"Idempotency-Key": "k-1"}
     await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]}, headers=key)
-    status, body, _ = await sandbox.api("PUT", "Invoices",
-                                        json={"Invoices": [invoice(Reference="other")]},
-                                        headers=key)
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", json={"Invoices": [invoice(Reference="other")]}, headers=key
+    )
     assert status == 400 and body["Type"] == "ValidationException"
-    status, _, _ = await sandbox.api("POST", "Invoices", json={"Invoices": [invoice()]},
-                                     headers=key)
+    status, _, _ = await sandbox.api("POST", "Invoices", json={"Invoices": [invoice()]}, headers=key)
     assert status == 400
     assert len(sandbox.state.orgs[UK].invoices) == 1
 
@@ -42,14 +41,14 @@ async def test_key_expires_after_six_minutes(sandbox):
     await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]}, headers=key)
     await sandbox.admin("POST", "clock", {"advance_seconds": 361})
     await sandbox.connect()
-    status, _, headers = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]},
-                                           headers=key)
+    status, _, headers = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]}, headers=key)
     assert status == 200 and "Idempotent-Replayed" not in headers
     assert len(sandbox.state.orgs[UK].invoices) == 2
 
 
 async def test_key_longer_than_128_is_rejected(sandbox):
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]},
-                                        headers={"Idempotency-Key": "k" * 129})
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", json={"Invoices": [invoice()]}, headers={"Idempotency-Key": "k" * 129}
+    )
     assert status == 400 and "128" in body["Message"]
     assert not sandbox.state.orgs[UK].invoices

@@ -21,12 +21,19 @@ async def test_exclusive_invoice_totals_and_numbering(sandbox):
 
 
 async def test_inclusive_tax_is_rounded_per_line(sandbox):
-    lines = [{"Description": "Tee", "Quantity": 3, "UnitAmount": 19.99, "AccountCode": "200",
-              "TaxType": "OUTPUT2"},
-             {"Description": "Cap", "Quantity": 1, "UnitAmount": 9.99, "AccountCode": "200",
-              "TaxType": "OUTPUT2"}]
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(LineAmountTypes="Inclusive", LineItems=lines)]})
+    lines = [
+        {
+            "Description": "Tee",
+            "Quantity": 3,
+            "UnitAmount": 19.99,
+            "AccountCode": "200",
+            "TaxType": "OUTPUT2",
+        },
+        {"Description": "Cap", "Quantity": 1, "UnitAmount": 9.99, "AccountCode": "200", "TaxType": "OUTPUT2"},
+    ]
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", json={"Invoices": [invoice(LineAmountTypes="Inclusive", LineItems=lines)]}
+    )
     assert status == 200, body
     inv = body["Invoices"][0]
     # 59.97 incl. 20%: tax 9.995 -> 10.00 ; 9.99 incl.: tax 1.665 -> 1.67
@@ -37,27 +44,41 @@ async def test_inclusive_tax_is_rounded_per_line(sandbox):
 
 async def test_totals_are_serialised_with_two_decimals(sandbox):
     resp = await sandbox.http.put(
-        "/api.xro/2.0/Invoices", json={"Invoices": [invoice()]},
-        headers={"Authorization": f"Bearer {sandbox.bearer}", "xero-tenant-id": UK})
+        "/api.xro/2.0/Invoices",
+        json={"Invoices": [invoice()]},
+        headers={"Authorization": f"Bearer {sandbox.bearer}", "xero-tenant-id": UK},
+    )
     text = await resp.text()
     assert '"Total":24.00' in text and '"SubTotal":20.00' in text and '"Quantity":2.0000' in text
 
 
 async def test_discount_rate_and_no_tax(sandbox):
-    lines = [{"Description": "Bundle", "Quantity": 3, "UnitAmount": "10.00", "DiscountRate": 15,
-              "AccountCode": "200"}]
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(LineAmountTypes="NoTax", LineItems=lines)]})
+    lines = [
+        {
+            "Description": "Bundle",
+            "Quantity": 3,
+            "UnitAmount": "10.00",
+            "DiscountRate": 15,
+            "AccountCode": "200",
+        }
+    ]
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", json={"Invoices": [invoice(LineAmountTypes="NoTax", LineItems=lines)]}
+    )
     inv = body["Invoices"][0]
     assert status == 200 and inv["LineItems"][0]["LineAmount"] == 25.5
     assert inv["TotalTax"] == 0 and inv["Total"] == 25.5 and inv["IsDiscounted"] is True
 
 
 async def test_summarize_errors_false_returns_every_element(sandbox):
-    bad = invoice(LineItems=[{"Description": "x", "Quantity": 1, "UnitAmount": 5,
-                              "AccountCode": "999", "TaxType": "OUTPUT2"}])
-    status, body, _ = await sandbox.api("PUT", "Invoices", params={"summarizeErrors": "false"},
-                                        json={"Invoices": [invoice(), bad]})
+    bad = invoice(
+        LineItems=[
+            {"Description": "x", "Quantity": 1, "UnitAmount": 5, "AccountCode": "999", "TaxType": "OUTPUT2"}
+        ]
+    )
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", params={"summarizeErrors": "false"}, json={"Invoices": [invoice(), bad]}
+    )
     assert status == 200
     ok, failed = body["Invoices"]
     assert ok["StatusAttributeString"] == "OK" and ok["HasErrors"] is False
@@ -77,8 +98,11 @@ async def test_summarized_400_envelope_still_creates_valid_elements(sandbox):
 
 
 async def test_inactive_tax_rate_rejected_until_reactivated(sandbox):
-    inv = invoice(LineItems=[{"Description": "x", "Quantity": 1, "UnitAmount": 10,
-                              "AccountCode": "200", "TaxType": "OUTPUT3"}])
+    inv = invoice(
+        LineItems=[
+            {"Description": "x", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200", "TaxType": "OUTPUT3"}
+        ]
+    )
     status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [inv]})
     assert status == 400
     message = body["Elements"][0]["ValidationErrors"][0]["Message"]
@@ -90,15 +114,16 @@ async def test_inactive_tax_rate_rejected_until_reactivated(sandbox):
 
 async def test_other_validation_messages(sandbox):
     cases = {
-        "Account code '265' has been archived": invoice(LineItems=[
-            {"Description": "x", "UnitAmount": 1, "AccountCode": "265", "TaxType": "NONE"}]),
-        "does not exist": invoice(LineItems=[
-            {"Description": "x", "UnitAmount": 1, "AccountCode": "200", "TaxType": "BOGUS"}]),
+        "Account code '265' has been archived": invoice(
+            LineItems=[{"Description": "x", "UnitAmount": 1, "AccountCode": "265", "TaxType": "NONE"}]
+        ),
+        "does not exist": invoice(
+            LineItems=[{"Description": "x", "UnitAmount": 1, "AccountCode": "200", "TaxType": "BOGUS"}]
+        ),
         "currency 'JPY' is not enabled": invoice(CurrencyCode="JPY"),
         "A Contact must be specified": invoice(Contact={}),
         "is not a valid LineAmountTypes": invoice(LineAmountTypes="Gross"),
-        "could not be found": invoice(Contact={"ContactID":
-                                               "00000000-0000-0000-0000-000000000001"}),
+        "could not be found": invoice(Contact={"ContactID": "00000000-0000-0000-0000-000000000001"}),
     }
     for expected, payload in cases.items():
         status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [payload]})
@@ -107,15 +132,24 @@ async def test_other_validation_messages(sandbox):
 
 
 async def test_invoice_number_unique_and_post_updates(sandbox):
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(InvoiceNumber="WEB-1001", Status="DRAFT", Reference="order-1")]})
+    status, body, _ = await sandbox.api(
+        "PUT",
+        "Invoices",
+        json={"Invoices": [invoice(InvoiceNumber="WEB-1001", Status="DRAFT", Reference="order-1")]},
+    )
     created = body["Invoices"][0]
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(InvoiceNumber="WEB-1001")]})
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", json={"Invoices": [invoice(InvoiceNumber="WEB-1001")]}
+    )
     assert status == 400
     assert body["Elements"][0]["ValidationErrors"][0]["Message"] == "Invoice # must be unique."
-    status, body, _ = await sandbox.api("POST", "Invoices", json={"Invoices": [
-        {"InvoiceID": created["InvoiceID"], "Status": "AUTHORISED", "Reference": "order-1b"}]})
+    status, body, _ = await sandbox.api(
+        "POST",
+        "Invoices",
+        json={
+            "Invoices": [{"InvoiceID": created["InvoiceID"], "Status": "AUTHORISED", "Reference": "order-1b"}]
+        },
+    )
     assert status == 200
     updated = body["Invoices"][0]
     assert updated["InvoiceID"] == created["InvoiceID"] and updated["Status"] == "AUTHORISED"
@@ -124,8 +158,11 @@ async def test_invoice_number_unique_and_post_updates(sandbox):
 
 
 async def test_get_invoices_filters(sandbox):
-    await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(Reference="order-7"), invoice(Reference="order-8", Status="DRAFT")]})
+    await sandbox.api(
+        "PUT",
+        "Invoices",
+        json={"Invoices": [invoice(Reference="order-7"), invoice(Reference="order-8", Status="DRAFT")]},
+    )
     _, body, _ = await sandbox.api("GET", "Invoices", params={"where": 'Reference=="order-7"'})
     assert [i["Reference"] for i in body["Invoices"]] == ["order-7"]
     number = body["Invoices"][0]["InvoiceNumber"]
@@ -145,20 +182,19 @@ async def test_get_invoices_filters(sandbox):
 
 
 async def test_contacts_unique_name_and_where(sandbox):
-    status, body, _ = await sandbox.api("PUT", "Contacts", json={"Contacts": [
-        {"Name": "Grace Hopper", "EmailAddress": "grace@example.com"}]})
+    status, body, _ = await sandbox.api(
+        "PUT", "Contacts", json={"Contacts": [{"Name": "Grace Hopper", "EmailAddress": "grace@example.com"}]}
+    )
     assert status == 200
-    status, body, _ = await sandbox.api("PUT", "Contacts", json={"Contacts": [
-        {"Name": "Grace Hopper"}]})
+    status, body, _ = await sandbox.api("PUT", "Contacts", json={"Contacts": [{"Name": "Grace Hopper"}]})
     assert status == 400
-    assert "is already assigned to another contact" in (
-        body["Elements"][0]["ValidationErrors"][0]["Message"])
-    _, body, _ = await sandbox.api("GET", "Contacts",
-                                   params={"where": 'EmailAddress=="grace@example.com"'})
+    assert "is already assigned to another contact" in (body["Elements"][0]["ValidationErrors"][0]["Message"])
+    _, body, _ = await sandbox.api("GET", "Contacts", params={"where": 'EmailAddress=="grace@example.com"'})
     assert [c["Name"] for c in body["Contacts"]] == ["Grace Hopper"]
     contact_id = body["Contacts"][0]["ContactID"]
-    status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(Contact={"ContactID": contact_id})]})
+    status, body, _ = await sandbox.api(
+        "PUT", "Invoices", json={"Invoices": [invoice(Contact={"ContactID": contact_id})]}
+    )
     assert status == 200 and body["Invoices"][0]["Contact"]["Name"] == "Grace Hopper"
     status, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice()]})
     _, body, _ = await sandbox.api("GET", "Contacts", params={"where": 'Name=="Ada Lovelace"'})
@@ -169,24 +205,32 @@ async def test_contacts_bulk_lookup_with_or_and_bulk_create(sandbox):
     """What the connector does per batch: one PUT of many contacts (summarizeErrors=false: a
     taken name fails only its element), then `where` lookups joining emails and names by OR;
     quoted values may contain OR/AND and escaped quotes."""
-    contacts = [{"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
-                {"Name": "Black or White Ltd"},
-                {"Name": 'Ada "Countess" Lovelace', "EmailAddress": "ada@example.com"},
-                {"Name": "Grace Hopper", "EmailAddress": "other@example.com"}]
-    status, body, _ = await sandbox.api("PUT", "Contacts", json={"Contacts": contacts},
-                                        params={"summarizeErrors": "false"})
+    contacts = [
+        {"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
+        {"Name": "Black or White Ltd"},
+        {"Name": 'Ada "Countess" Lovelace', "EmailAddress": "ada@example.com"},
+        {"Name": "Grace Hopper", "EmailAddress": "other@example.com"},
+    ]
+    status, body, _ = await sandbox.api(
+        "PUT", "Contacts", json={"Contacts": contacts}, params={"summarizeErrors": "false"}
+    )
     assert status == 200
     assert [c["HasValidationErrors"] for c in body["Contacts"]] == [False, False, False, True]
     assert body["Contacts"][3]["StatusAttributeString"] == "ERROR"
     assert "already assigned" in body["Contacts"][3]["ValidationErrors"][0]["Message"]
     assert len(sandbox.state.orgs[UK].contacts) == 3
 
-    where = ('EmailAddress=="grace@example.com" OR EmailAddress=="nobody@example.com" OR '
-             'Name=="Black or White Ltd" OR Name=="Ada \\"Countess\\" Lovelace"')
+    where = (
+        'EmailAddress=="grace@example.com" OR EmailAddress=="nobody@example.com" OR '
+        'Name=="Black or White Ltd" OR Name=="Ada \\"Countess\\" Lovelace"'
+    )
     status, body, _ = await sandbox.api("GET", "Contacts", params={"where": where})
     assert status == 200
     assert sorted(c["Name"] for c in body["Contacts"]) == [
-        'Ada "Countess" Lovelace', "Black or White Ltd", "Grace Hopper"]
+        'Ada "Countess" Lovelace',
+        "Black or White Ltd",
+        "Grace Hopper",
+    ]
     _, body, _ = await sandbox.api("GET", "Contacts", params={"where": 'Name=="Black"'})
     assert body["Contacts"] == []  # "Black or White Ltd" was not split into two clauses
 
@@ -209,9 +253,10 @@ async def test_scope_is_enforced(make_sandbox):
 
 
 async def test_decimal_parsing_is_exact(sandbox):
-    lines = [{"Description": "x", "Quantity": 1, "UnitAmount": 0.1, "AccountCode": "200",
-              "TaxType": "NONE"} for _ in range(3)]
-    _, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [
-        invoice(LineItems=lines)]})
+    lines = [
+        {"Description": "x", "Quantity": 1, "UnitAmount": 0.1, "AccountCode": "200", "TaxType": "NONE"}
+        for _ in range(3)
+    ]
+    _, body, _ = await sandbox.api("PUT", "Invoices", json={"Invoices": [invoice(LineItems=lines)]})
     stored = next(iter(sandbox.state.orgs[UK].invoices.values()))
     assert stored["Total"] == Decimal("0.30") and body["Invoices"][0]["Total"] == 0.3
