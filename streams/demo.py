@@ -190,23 +190,31 @@ def wait_for_invoices(sandbox: str, org_name: str, count: int, timeout: float = 
     return org
 
 
+def _amount(value: object) -> str:
+    """A ledger number as money text (the sandbox answers JSON numbers)."""
+    return f"{Decimal(str(value or 0)).quantize(Decimal('0.01')):,}"
+
+
 def print_invoices(org: dict) -> None:
     print(f"\nInvoices in the Xero sandbox organisation {org['name']!r}:")
     for inv in org["invoices"]:
         contact = inv.get("Contact", {}).get("Name", "?")
         print(
             f"\n  {inv['InvoiceNumber']}  {inv['Status']:<10} {contact:<22} ref {inv.get('Reference', '')!r}"
-            f"  {inv['CurrencyCode']} {inv['LineAmountTypes']}"
+            f"  {inv['CurrencyCode']}, amounts {inv['LineAmountTypes'].lower()} of tax"
         )
+        print(f"      {'qty':>5}  {'unit':>8}  {'disc':>6}  {'acct':<4}  {'tax code':<19} {'tax':>6}  item")
         for li in inv["LineItems"]:
+            qty = format(Decimal(str(li["Quantity"])).normalize(), "f")
             print(
-                f"      {Decimal(str(li['Quantity'])):>6} x {Decimal(str(li['UnitAmount'])):>9}  "
-                f"acct {li['AccountCode']:<4} tax {li['TaxType']:<19} tax {Decimal(str(li['TaxAmount'])):>7}"
-                f"  {li['Description']}"
+                f"      {qty:>5}  {_amount(li['UnitAmount']):>8}  {_amount(li.get('DiscountAmount')):>6}  "
+                f"{li['AccountCode']:<4}  {li['TaxType']:<19} {_amount(li['TaxAmount']):>6}  "
+                f"{li['Description']}"
             )
         print(
-            f"      subtotal {inv['SubTotal']}  tax {inv['TotalTax']}  total {inv['Total']}"
-            f"  paid {inv.get('AmountPaid', 0)}  due {inv.get('AmountDue', 0)}"
+            f"      subtotal {_amount(inv['SubTotal'])}  tax {_amount(inv['TotalTax'])}  "
+            f"total {_amount(inv['Total'])}  paid {_amount(inv.get('AmountPaid'))}  "
+            f"due {_amount(inv.get('AmountDue'))}"
         )
 
 
