@@ -40,6 +40,33 @@ log = logging.getLogger(__name__)
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
 SendCommand = Callable[[PostingCommand], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
+DEAD_LETTER_RETRY = timedelta(minutes=1)  # a command whose dead letter could not be sent
+
+
+def rounds(commands: Sequence[PostingCommand]) -> list[list[PostingCommand]]:
+    """Commands split so that no connector call sees a source id twice, in arrival order.
+
+    A copy with an idempotency key already seen is dropped (the same command delivered twice:
+    an inbox double retry, a redrive re-send). A command for a source id already in the
+    current round (another key) starts, or goes into, a later round: posted after the first
+    one could bind, it is answered already_bound instead of becoming a second document.
+    """
+    out: list[list[PostingCommand]] = []
+    seen_keys: set[str] = set()
+    sources: list[set[str]] = []
+    for command in commands:
+        if command.idempotency_key in seen_keys:
+            continue
+        seen_keys.add(command.idempotency_key)
+        n = 0
+        while n < len(out) and command.source_id in sources[n]:
+            n += 1
+        if n == len(out):
+            out.append([])
+            sources.append(set())
+        out[n].append(command)
+        sources[n].add(command.source_id)
+    return out
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -74,23 +101,68 @@ class Poster:
         Tenants are posted concurrently: ledger limits are per tenant, so one tenant waiting out
         a minute limit (or a slow ledger) does not hold the others back. Within a tenant the
         batches go one after the other, in order.
+
+        Duplicates are collapsed (`rounds`): a copy with the same idempotency key is posted once;
+        a second command for the same source id (another key: a re-mapped replay, a re-sent
+        revision) goes in a later connector call, after the first one had the chance to bind,
+        so the connector answers it already_bound instead of creating a second document.
+
+        Cancelled (SIGTERM, rebalance, deploy) while waiting: the stream acks the whole batch
+        anyway, so every command without an outcome yet is parked (`parked.RETRY`, re-published
+        by the next redrive; re-posting one that did post is harmless: bindings) before the
+        cancellation goes on.
         """
+        done: set[str] = set()  # idempotency keys with an outcome: posted, parked, dead-lettered
         by_tenant: dict[str, list[PostingCommand]] = {}
         for command in commands:
             by_tenant.setdefault(command.tenant_id, []).append(command)
 
         async def one_tenant(tenant_id: str, group: list[PostingCommand]) -> None:
-            for i in range(0, len(group), self.connector.max_batch):
-                await self._post_guarded(tenant_id, group[i : i + self.connector.max_batch])
+            for batch in rounds(group):
+                for i in range(0, len(batch), self.connector.max_batch):
+                    await self._post_guarded(tenant_id, batch[i : i + self.connector.max_batch], done)
 
-        outcomes = await asyncio.gather(
-            *(one_tenant(t, g) for t, g in by_tenant.items()), return_exceptions=True
-        )
+        try:
+            outcomes = await asyncio.gather(
+                *(one_tenant(t, g) for t, g in by_tenant.items()), return_exceptions=True
+            )
+        except asyncio.CancelledError:
+            unfinished = {c.idempotency_key: c for c in commands if c.idempotency_key not in done}
+            if unfinished:
+                await self._park_on_cancel(list(unfinished.values()))
+            raise
         for outcome in outcomes:  # every tenant has finished; now surface the first crash
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _post_guarded(self, tenant_id: str, commands: list[PostingCommand]) -> None:
+    async def _park_on_cancel(self, commands: list[PostingCommand]) -> None:
+        """Park `commands` for an immediate redrive, shielded from the cancellation in progress."""
+        reason = "posting was interrupted (worker stopping); re-sent by the next redrive"
+        task = asyncio.ensure_future(self._park_safely(commands, parked.RETRY, reason))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:  # cancelled again: let the park finish on its own
+            log.warning("cancelled again while parking %d interrupted command(s)", len(commands))
+
+    async def _park_safely(
+        self,
+        commands: Sequence[PostingCommand],
+        waiting_for: str,
+        reason: str,
+        not_before: datetime | None = None,
+    ) -> None:
+        """`_park`, tried a few times (a write of the same key racing in another thread); the
+        commands are logged in full if it cannot be done at all."""
+        for attempt in range(3):
+            try:
+                await self._park(commands, waiting_for, reason, not_before=not_before)
+                return
+            except Exception as exc:
+                log.warning("parking %d command(s) failed (try %d): %r", len(commands), attempt + 1, exc)
+        for command in commands:
+            log.error("LOST unless re-sent by hand: %s", command.model_dump_json())
+
+    async def _post_guarded(self, tenant_id: str, commands: list[PostingCommand], done: set[str]) -> None:
         """`_post_tenant`, never losing the batch to a failure outside the ledger error tree.
 
         The stream acks a batch once this returns or raises, so: while our database is
@@ -100,7 +172,8 @@ class Poster:
         outage = 0
         while True:
             try:
-                await self._post_tenant(tenant_id, commands)
+                todo = [c for c in commands if c.idempotency_key not in done]
+                await self._post_tenant(tenant_id, todo, done)
                 return
             except OperationalError as exc:
                 outage += 1
@@ -108,14 +181,22 @@ class Poster:
                 await self.sleep(min(2.0**outage, 30.0))
             except Exception as exc:
                 log.exception("posting for tenant %s failed unexpectedly", tenant_id)
-                await self._dead(commands, Reason.INTERNAL_ERROR, LedgerError(f"internal error: {exc!r}"), 1)
+                await self._dead(
+                    [c for c in commands if c.idempotency_key not in done],
+                    Reason.INTERNAL_ERROR,
+                    LedgerError(f"internal error: {exc!r}"),
+                    1,
+                    done,
+                )
                 return
 
-    async def _post_tenant(self, tenant_id: str, commands: list[PostingCommand]) -> None:
+    async def _post_tenant(self, tenant_id: str, commands: list[PostingCommand], done: set[str]) -> None:
+        if not commands:
+            return
         blocked = await self._db(lambda s: self._blocked(s, tenant_id))
         if blocked is not None:
             waiting_for, until, reason = blocked
-            await self._park(commands, waiting_for, reason, not_before=until)
+            await self._park(commands, waiting_for, reason, not_before=until, done=done)
             return
         pending = commands
         attempt = 0  # failures that count towards max_attempts
@@ -135,7 +216,7 @@ class Poster:
                     until = self.now() + timedelta(seconds=exc.retry_after or 3600)
                     await self._db(lambda s, u=until: self._set_day_parked(s, tenant_id, u))
                     await self._park(
-                        pending, parked.DAY_LIMIT, f"daily API limit reached: {exc.message}", until
+                        pending, parked.DAY_LIMIT, f"daily API limit reached: {exc.message}", until, done=done
                     )
                     await self._db(self._gauge)
                     return
@@ -154,33 +235,36 @@ class Poster:
                     await self.sleep(backoff(attempt, exc.retry_after))
                     continue
                 if attempt >= self.max_attempts:
-                    await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt)
+                    await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt, done)
                     return
                 await self.sleep(backoff(attempt, exc.retry_after))
                 continue
             except RetryableError as exc:
                 self._count_error(exc)
                 if attempt >= self.max_attempts:
-                    await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt)
+                    await self._dead(pending, Reason.RETRIES_EXHAUSTED, exc, attempt, done)
                     return
                 await self.sleep(backoff(attempt, exc.retry_after))
                 continue
             except AuthRevoked as exc:
                 self._count_error(exc)
                 await self._park(
-                    pending, parked.RECONNECT, f"the ledger connection needs reconnecting: {exc.message}"
+                    pending,
+                    parked.RECONNECT,
+                    f"the ledger connection needs reconnecting: {exc.message}",
+                    done=done,
                 )
                 await self._db(lambda s, m=exc.message: self._needs_reconnect(s, tenant_id, m))
                 await self._db(self._gauge)
                 return
             except LedgerError as exc:
                 self._count_error(exc)
-                await self._dead(pending, Reason.LEDGER_REJECTED, exc, attempt)
+                await self._dead(pending, Reason.LEDGER_REJECTED, exc, attempt, done)
                 return
-            pending = await self._route(pending, results, attempt)
+            pending = await self._route(pending, results, attempt, done)
 
     async def _route(
-        self, commands: list[PostingCommand], results: list[PostResult], attempt: int
+        self, commands: list[PostingCommand], results: list[PostResult], attempt: int, done: set[str]
     ) -> list[PostingCommand]:
         """Record each result; returns the commands to try again (per-element retryable errors)."""
         if len(results) != len(commands):
@@ -191,20 +275,21 @@ class Poster:
             if error is None:
                 outcome = "already_bound" if result.already_bound else "posted"
                 self.metrics.posts.labels(self.ledger, command.kind, outcome).inc()
+                done.add(command.idempotency_key)
                 continue
             self._count_error(error)
             if isinstance(error, NotFound) and hasattr(command, "invoice_source_id"):
                 await self._park(
-                    [command], parked.BINDING, error.message, depends_on=command.invoice_source_id
+                    [command], parked.BINDING, error.message, depends_on=command.invoice_source_id, done=done
                 )
             elif isinstance(error, RetryableError) and attempt < self.max_attempts:
                 retry.append(command)
             elif isinstance(error, RetryableError):
-                await self._dead([command], Reason.RETRIES_EXHAUSTED, error, attempt)
+                await self._dead([command], Reason.RETRIES_EXHAUSTED, error, attempt, done)
             elif isinstance(error, NotFound):
-                await self._dead([command], Reason.NOT_FOUND, error, attempt)
+                await self._dead([command], Reason.NOT_FOUND, error, attempt, done)
             else:
-                await self._dead([command], Reason.LEDGER_REJECTED, error, attempt)
+                await self._dead([command], Reason.LEDGER_REJECTED, error, attempt, done)
         if retry:
             await self.sleep(backoff(attempt, None))
         return retry
@@ -216,6 +301,7 @@ class Poster:
         reason: str,
         not_before: datetime | None = None,
         depends_on: str | None = None,
+        done: set[str] | None = None,
     ) -> None:
         def work(session: Session) -> None:
             for command in commands:
@@ -235,11 +321,20 @@ class Poster:
         await self._db(work)
         for command in commands:
             self.metrics.posts.labels(self.ledger, command.kind, "parked").inc()
+            if done is not None:
+                done.add(command.idempotency_key)
         log.warning("parked %d %s command(s) (%s): %s", len(commands), self.ledger, waiting_for, reason)
 
     async def _dead(
-        self, commands: Sequence[PostingCommand], code: Reason, error: LedgerError, attempts: int
+        self,
+        commands: Sequence[PostingCommand],
+        code: Reason,
+        error: LedgerError,
+        attempts: int,
+        done: set[str] | None = None,
     ) -> None:
+        """Dead-letter each command; one whose record cannot be sent (Kafka down) is parked for a
+        later retry instead of being lost (the next attempt dead-letters it again if it must)."""
         for command in commands:
             letter = dead_letters.for_command(
                 command,
@@ -249,8 +344,21 @@ class Poster:
                 at=self.now(),
                 error=error,
             )
-            await self.send_dead_letter(letter)
+            try:
+                await self.send_dead_letter(letter)
+            except Exception as exc:
+                log.error("dead letter for %s not sent (%r): parking the command", command.source_id, exc)
+                await self._park(
+                    [command],
+                    parked.RETRY,
+                    f"dead letter could not be sent ({exc!r}); was: {letter.reason}",
+                    not_before=self.now() + DEAD_LETTER_RETRY,
+                    done=done,
+                )
+                continue
             self.metrics.posts.labels(self.ledger, command.kind, "dead_letter").inc()
+            if done is not None:
+                done.add(command.idempotency_key)
 
     def _blocked(self, session: Session, tenant_id: str) -> tuple[str, datetime | None, str] | None:
         row = connections.get(session, tenant_id, self.ledger)
@@ -290,9 +398,15 @@ class Poster:
         return await asyncio.to_thread(run)
 
     async def redrive(self, send: SendCommand) -> int:
-        """Re-publish parked commands whose wait is over; returns how many were released."""
+        """Re-publish parked commands whose wait is over; returns how many were released.
 
-        def ready(session: Session) -> list[tuple[str, bytes]]:
+        Claim first: one transaction deletes the ready rows and returns them; then each is sent.
+        (Sending first and deleting by key afterwards could delete the row of the same command
+        consumed and parked again in between.) A command whose send fails, or is not reached
+        because the redrive is cancelled, is put back (unless it was parked again meanwhile).
+        """
+
+        def claim(session: Session) -> list[parked.Claimed]:
             now = self.now()
             out = []
             for row in parked.waiting(session, self.ledger):
@@ -305,19 +419,31 @@ class Poster:
                 else:
                     go = row.not_before is None or row.not_before <= now
                 if go:
-                    out.append((row.idempotency_key, row.command))
-            return out
+                    out.append(row)
+            return parked.claim(session, out)
 
-        released = await self._db(ready)
-        for key, raw in released:
-            await send(command_adapter.validate_json(raw))
-            await self._db(lambda s, key=key: parked.release(s, [key]))
+        pending: list[parked.Claimed] = await self._db(claim)
+        sent = 0
+        try:
+            while pending:
+                row = pending[0]
+                try:
+                    await send(command_adapter.validate_json(row.command))
+                    sent += 1
+                except Exception as exc:
+                    log.error("redrive of %s failed (%r): parked again", row.idempotency_key, exc)
+                    await self._db(lambda s, row=row: parked.restore(s, [row]))
+                pending.pop(0)
+        finally:
+            if pending:  # cancelled (or the database failed) mid-way: put the rest back
+                rest = list(pending)
+                await asyncio.shield(self._db(lambda s: parked.restore(s, rest)))
         await self._db(self._gauge)
-        return len(released)
+        return sent
 
     def _gauge(self, session: Session) -> None:
         counts = parked.counts(session)
-        for why in (parked.RECONNECT, parked.DAY_LIMIT, parked.BINDING):
+        for why in (parked.RECONNECT, parked.DAY_LIMIT, parked.BINDING, parked.RETRY):
             self.metrics.parked.labels(self.ledger, why).set(counts.get((self.ledger, why), 0))
         blocked = blocked_tenants(session, self.ledger, self.now())
         for why in (parked.RECONNECT, parked.DAY_LIMIT):

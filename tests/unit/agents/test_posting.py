@@ -9,6 +9,7 @@ messages; transient → retries then dead letter; binding missing → park, redr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -396,3 +397,144 @@ async def test_quota_gauge_follows_the_connector(h: Harness) -> None:
     await h.poster.post([invoice("a", 1)])
     assert h.metric("ledgerstream_ledger_quota_remaining", ledger="xero", tenant="a", window="minute") == 41
     assert h.metric("ledgerstream_ledger_quota_remaining", ledger="xero", tenant="a", window="day") == 4900
+
+
+# --------------------------------------------------------------------------- duplicates in a batch
+
+
+async def test_the_same_command_twice_in_a_batch_is_posted_once(h: Harness) -> None:
+    c = invoice("a", 1)
+    await h.poster.post([c, invoice("a", 2), c])
+    assert h.connector.calls == [("a", ["order:1", "order:2"])]
+    assert h.metric("ledgerstream_posts_total", ledger="xero", kind="invoice.create", result="posted") == 2
+
+
+async def test_a_second_key_for_the_same_source_goes_in_a_later_call(h: Harness) -> None:
+    first = invoice("a", 1)
+    again = first.model_copy(update={"idempotency_key": "replay-key-of-order-1"})
+    await h.poster.post([first, again, invoice("a", 2)])
+    # never one call carrying order:1 twice: the second copy comes after the first had its answer
+    assert h.connector.calls == [("a", ["order:1", "order:2"]), ("a", ["order:1"])]
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+class BlockingConnector(FakeConnector):
+    """Tenant "a" hangs in the ledger call (a rate-limit wait, a slow Xero) until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def post(self, tenant_id: str, commands: Sequence[PostingCommand]) -> list[PostResult]:
+        if tenant_id == "a":
+            self.calls.append((tenant_id, [c.source_id for c in commands]))
+            self.entered.set()
+            await asyncio.Event().wait()
+        return await super().post(tenant_id, commands)
+
+
+async def test_cancelled_batch_is_parked_for_an_immediate_redrive(h: Harness) -> None:
+    h.poster.connector = h.connector = BlockingConnector()  # type: ignore[assignment]
+    task = asyncio.create_task(h.poster.post([invoice("a", 1), invoice("b", 2), invoice("a", 3)]))
+    await asyncio.wait_for(h.connector.entered.wait(), 5)  # type: ignore[attr-defined]
+    for _ in range(50):  # let tenant b finish posting
+        await asyncio.sleep(0.01)
+        if h.metric("ledgerstream_posts_total", ledger="xero", kind="invoice.create", result="posted"):
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    rows = h.parked()
+    assert sorted(r.idempotency_key for r in rows) == sorted(invoice("a", n).idempotency_key for n in (1, 3))
+    assert {r.waiting_for for r in rows} == {parked.RETRY}
+    assert {r.not_before for r in rows} == {None}
+    assert h.letters == []
+
+    sent: list[PostingCommand] = []
+
+    async def send(cmd: PostingCommand) -> None:
+        sent.append(cmd)
+
+    assert await h.poster.redrive(send) == 2  # at once: not_before is None
+    assert sorted(c.source_id for c in sent) == ["order:1", "order:3"]
+    assert h.parked() == []
+
+
+async def test_cancelled_during_a_rate_limit_wait_parks_the_batch(h: Harness) -> None:
+    entered = asyncio.Event()
+
+    async def slow_sleep(seconds: float) -> None:
+        entered.set()
+        await asyncio.sleep(3600)
+
+    h.poster.sleep = slow_sleep
+    h.connector.then("a", RateLimited("minute", scope="minute", retry_after=60.0))
+    task = asyncio.create_task(h.poster.post([invoice("a", 1)]))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [row] = h.parked()
+    assert row.waiting_for == parked.RETRY and row.idempotency_key == invoice("a", 1).idempotency_key
+
+
+async def test_a_dead_letter_that_cannot_be_sent_parks_the_command(h: Harness) -> None:
+    async def broken(letter: DeadLetter) -> None:
+        raise ConnectionError("kafka unreachable")
+
+    h.poster.send_dead_letter = broken
+    h.connector.then(
+        "a", lambda cmds: [PostResult(c.idempotency_key, error=Rejected("bad account")) for c in cmds]
+    )
+    await h.poster.post([invoice("a", 1)])
+    [row] = h.parked()
+    assert row.waiting_for == parked.RETRY
+    assert row.not_before == NOW + timedelta(minutes=1)
+    assert "bad account" in row.reason
+
+
+# --------------------------------------------------------------------------- redrive races
+
+
+async def test_redrive_keeps_a_command_parked_again_while_it_was_being_sent(h: Harness) -> None:
+    h.connector.then("a", RateLimited("day", scope="day", retry_after=60.0))
+    await h.poster.post([invoice("a", 1)])
+    h.poster.now = lambda: NOW + timedelta(seconds=61)
+
+    async def send(cmd: PostingCommand) -> None:
+        # The re-published command is consumed and parked again before redrive goes on.
+        with h.sessions.begin() as session:
+            parked.park(
+                session,
+                idempotency_key=cmd.idempotency_key,
+                tenant_id=cmd.tenant_id,
+                ledger="xero",
+                kind=cmd.kind,
+                waiting_for=parked.RECONNECT,
+                reason="parked again",
+                command=cmd.model_dump_json().encode(),
+            )
+
+    assert await h.poster.redrive(send) == 1
+    [row] = h.parked()
+    assert row.waiting_for == parked.RECONNECT and row.reason == "parked again"
+
+
+async def test_redrive_puts_back_a_command_it_could_not_send(h: Harness) -> None:
+    h.connector.then("a", RateLimited("day", scope="day", retry_after=60.0))
+    await h.poster.post([invoice("a", 1), invoice("a", 2)])
+    h.poster.now = lambda: NOW + timedelta(seconds=61)
+    sent: list[str] = []
+
+    async def send(cmd: PostingCommand) -> None:
+        if cmd.source_id == "order:1":
+            raise ConnectionError("kafka unreachable")
+        sent.append(cmd.source_id)
+
+    assert await h.poster.redrive(send) == 1
+    assert sent == ["order:2"]
+    [row] = h.parked()
+    assert row.idempotency_key == invoice("a", 1).idempotency_key and row.waiting_for == parked.DAY_LIMIT
