@@ -36,10 +36,12 @@ from schemas.commands import (
 )
 from schemas.dead_letter import Reason
 from schemas.events import Order
+from schemas.money import quantum, round_to
 from schemas.tenant import LedgerMapping, PostingPolicy, TaxCode
 
-ROUNDING_TOLERANCE_PER_LINE = Decimal("0.02")
-"""How far order.total may differ from the ledger's sum, per document line, before we refuse it."""
+ROUNDING_TOLERANCE_PER_LINE = 2
+"""How far order.total may differ from the ledger's sum, per document line, before we refuse it:
+this many of the currency's minor units (0.02 GBP, 2 JPY, 0.002 KWD)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class LedgerContext:
         return LedgerContext(
             tenant_id, ledger, mapping, policy, order, amount_type(order), sale_tax(order, mapping.tax)
         )
+
+    @property
+    def unit(self) -> Decimal:
+        """The order currency's minor unit: documents are rounded to it."""
+        return quantum(self.order.currency)
 
     def key(self, kind: str, source_id: str) -> str:
         return idempotency_key(self.tenant_id, self.ledger, kind, source_id, 0)
@@ -111,17 +118,17 @@ def order_discount_allocation(order: Order) -> dict[str, Decimal]:
     total = sum((d.amount for d in order.discounts), ZERO)
     eligible = [line for line in order.lines if not line.gift_card] or list(order.lines)
     weights = [max(line.quantity * line.unit_price - line.discount, ZERO) for line in eligible]
-    shares = allocate(total, weights) if total else [ZERO] * len(eligible)
+    shares = allocate(total, weights, quantum(order.currency)) if total else [ZERO] * len(eligible)
     result = {line.line_id: ZERO for line in order.lines}
     result.update({line.line_id: share for line, share in zip(eligible, shares, strict=True)})
     return result
 
 
-def _upto(total: Decimal, quantity: Decimal, ordered: Decimal) -> Decimal:
+def _upto(total: Decimal, quantity: Decimal, ordered: Decimal, unit: Decimal) -> Decimal:
     """The part of a whole-line amount that belongs to the first `quantity` units (exact at the end)."""
     if quantity >= ordered:
         return total
-    return to_cents(total * quantity / ordered)
+    return to_cents(total * quantity / ordered, unit)
 
 
 Role = str
@@ -156,7 +163,7 @@ def sale_lines(
             continue
         tax = no_tax(tax_map, f"gift card line {line.line_id}") if line.gift_card else ctx.main_tax
         whole = line.discount + (allocation[line.line_id] if allocate_mode else ZERO)
-        discount = _upto(whole, f1, line.quantity) - _upto(whole, f0, line.quantity)
+        discount = _upto(whole, f1, line.quantity, ctx.unit) - _upto(whole, f0, line.quantity, ctx.unit)
         out.append(
             (
                 "item",
@@ -170,13 +177,14 @@ def sale_lines(
                     account_code=revenue_account(line, accounts),
                     tax=tax,
                     kind=ctx.kind,
+                    unit=ctx.unit,
                 ),
                 tax.rate,
             )
         )
         if not allocate_mode:
-            share = _upto(allocation[line.line_id], f1, line.quantity)
-            share -= _upto(allocation[line.line_id], f0, line.quantity)
+            share = _upto(allocation[line.line_id], f1, line.quantity, ctx.unit)
+            share -= _upto(allocation[line.line_id], f0, line.quantity, ctx.unit)
             if share:
                 code, sofar = discount_by_tax.get(tax.code, (tax, ZERO))
                 discount_by_tax[tax.code] = (code, sofar + share)
@@ -196,6 +204,7 @@ def sale_lines(
                     account_code=accounts.discounts,
                     tax=code,
                     kind=ctx.kind,
+                    unit=ctx.unit,
                 ),
                 code.rate,
             )
@@ -219,6 +228,7 @@ def sale_lines(
                         account_code=accounts.shipping,
                         tax=ctx.main_tax,
                         kind=ctx.kind,
+                        unit=ctx.unit,
                     ),
                     ctx.main_tax.rate,
                 )
@@ -234,6 +244,7 @@ def sale_lines(
                     account_code=accounts.revenue,
                     tax=ctx.main_tax,
                     kind=ctx.kind,
+                    unit=ctx.unit,
                 ),
                 ctx.main_tax.rate,
             )
@@ -259,6 +270,7 @@ def rounding_line(ctx: LedgerContext, difference: Decimal, description: str = "R
         account_code=ctx.mapping.accounts.rounding,
         tax=tax,
         kind=ctx.kind,
+        unit=ctx.unit,
     )
     if line_gross(line, ctx.kind) != difference:
         raise RuleViolation(
@@ -270,7 +282,7 @@ def rounding_line(ctx: LedgerContext, difference: Decimal, description: str = "R
 
 def check_tolerance(ctx: LedgerContext, difference: Decimal, line_count: int) -> None:
     """Refuse (dead letter) a difference between order.total and our lines bigger than rounding."""
-    limit = ROUNDING_TOLERANCE_PER_LINE * (line_count + 1)
+    limit = ROUNDING_TOLERANCE_PER_LINE * ctx.unit * (line_count + 1)
     if abs(difference) > limit:
         raise RuleViolation(
             Reason.ACCOUNTING_RULE,
@@ -282,7 +294,7 @@ def check_tolerance(ctx: LedgerContext, difference: Decimal, line_count: int) ->
 def document(
     ctx: LedgerContext, lines: list[DocumentLine], *, on: date, reference: str, number: str | None
 ) -> Document:
-    subtotal, tax, total = totals(lines, ctx.kind)
+    subtotal, tax, total = (round_to(amount, ctx.unit) for amount in totals(lines, ctx.kind))
     return Document(
         date=on,
         currency=ctx.order.currency,

@@ -1,7 +1,11 @@
 """The one entry point: `apply(state, event, config) -> Decision`.
 
 Pure and deterministic: no clock, no randomness, no I/O; the input state is never mutated.
-Every event ends in exactly one `Outcome`. A `RuleViolation` anywhere dead-letters the whole
+Every event ends in exactly one `Outcome`. A shipment, refund or payment is booked once by its
+own id (`fulfillment_id`, `refund_id`, `payment_id`), whatever event id it is re-sent under.
+Money found unapplicable on the way (a parked payment left over once the order is fully
+invoiced) is handed back as `Decision.unapplied`, each dead-lettered on its own while the event
+itself goes on. A `RuleViolation` anywhere dead-letters the whole
 event for every ledger (nothing half-posted) and leaves the state as it was, so a replay after
 fixing the config is processed afresh; any other outcome records the event id as processed.
 Ledgers are processed in sorted name order; within a ledger commands are in posting order
@@ -10,7 +14,7 @@ Ledgers are processed in sorted name order; within a ledger commands are in post
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from accounting import documents as docs
@@ -19,7 +23,7 @@ from accounting.lines import ZERO
 from accounting.outcome import Outcome, RuleViolation
 from accounting.payments import apply_pending, unapplied
 from accounting.refunds import plan_credits
-from accounting.state import CreditRecord, InvoiceRecord, OrderState, PendingPayment
+from accounting.state import CreditRecord, InvoiceRecord, LedgerState, OrderState, PendingPayment
 from accounting.summary import SummaryContribution, contributions
 from schemas.commands import PostingCommand
 from schemas.dead_letter import Reason
@@ -36,17 +40,37 @@ from schemas.events import (
 )
 from schemas.tenant import TenantConfig
 
-__all__ = ["Decision", "Outcome", "apply"]
+__all__ = ["Decision", "Outcome", "Unapplied", "apply"]
+
+
+@dataclass(frozen=True)
+class Unapplied:
+    """Payment money that can never be applied (over-payment): a dead letter of its own."""
+
+    ledger: str
+    payment_id: str
+    event_id: str
+    gateway: str | None
+    currency: str
+    amount: Decimal
+    reason: str
+    code: Reason = Reason.ACCOUNTING_RULE
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What to store, what to post (in order) and how the input ended."""
+    """What to store, what to post (in order) and how the input ended.
+
+    `unapplied`: money taken out of the parked payments, to dead-letter separately.
+    `warnings`: stable codes of what was deliberately left out (e.g. `fee_dropped`), to count.
+    """
 
     state: OrderState
     commands: tuple[PostingCommand, ...]
     outcome: Outcome
     summary: tuple[SummaryContribution, ...] = ()
+    unapplied: tuple[Unapplied, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -54,6 +78,8 @@ class _Result:
     outcome: Outcome
     commands: list[PostingCommand]
     summary: list[SummaryContribution]
+    unapplied: list[Unapplied] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def apply(state: OrderState | None, event: OrderEvent, config: TenantConfig) -> Decision:
@@ -77,7 +103,14 @@ def apply(state: OrderState | None, event: OrderEvent, config: TenantConfig) -> 
     except RuleViolation as violation:
         return Decision(base, (), Outcome.dead_letter(violation.code, violation.reason))
     work.processed_event_ids.append(event.event_id)
-    return Decision(work, tuple(result.commands), result.outcome, tuple(result.summary))
+    return Decision(
+        work,
+        tuple(result.commands),
+        result.outcome,
+        tuple(result.summary),
+        tuple(result.unapplied),
+        tuple(result.warnings),
+    )
 
 
 def _dispatch(work: OrderState, event: OrderEvent, config: TenantConfig) -> _Result:
@@ -116,6 +149,9 @@ def _placed_or_paid(work: OrderState, event: OrderPlaced | OrderPaid, config: Te
 
 
 def _fulfilled(work: OrderState, event: OrderFulfilled, config: TenantConfig) -> _Result:
+    if event.fulfillment_id in work.fulfillment_ids:
+        return _skip("duplicate", f"shipment {event.fulfillment_id} was already booked")
+    work.fulfillment_ids.append(event.fulfillment_id)
     order = event.order
     known = {line.line_id: line for line in order.lines}
     for shipped in event.lines:
@@ -249,6 +285,8 @@ def _post(
                 if card.amount > 0
             ]
         result.commands.extend(apply_pending(ctx, ledger, event.order_id))
+        if final:
+            result.unapplied.extend(_over_payments(name, ledger))
         if ledger.pending:
             notes.append(f"{name}: unapplied {unapplied(ledger)}")
     work.invoiced = {lid: after.get(lid, ZERO) for lid in ordered}
@@ -260,8 +298,38 @@ def _post(
     reason = f"{what} for {source_id} in {len(config.ledgers)} ledger(s)" + (" (final)" if final else "")
     if notes:
         reason += "; still parked: " + "; ".join(notes)
+    if result.unapplied:
+        reason += "; over-payment dead-lettered: " + "; ".join(
+            f"{u.ledger}: payment {u.payment_id} {u.amount}" for u in result.unapplied
+        )
     result.outcome = Outcome.emitted("summarised" if result.summary else "posted", reason)
     return result
+
+
+def _over_payments(name: str, ledger: LedgerState) -> list[Unapplied]:
+    """Parked payment money left once the order is fully invoiced: taken out, to dead-letter.
+
+    The same end as a payment arriving after the last invoice (dead-lettered as an
+    over-payment), whichever came first. Gift cards stay parked: their rest is the card's.
+    """
+    out = []
+    for p in ledger.pending:
+        if p.kind != "payment" or p.remaining <= 0:
+            continue
+        out.append(
+            Unapplied(
+                ledger=name,
+                payment_id=p.ref_id,
+                event_id=p.event_id,
+                gateway=p.gateway,
+                currency=p.currency,
+                amount=p.remaining,
+                reason=f"{name}: over-payment: {p.remaining} of payment {p.ref_id} is left over once "
+                "the order is fully invoiced",
+            )
+        )
+    ledger.pending = [p for p in ledger.pending if p.kind != "payment"]
+    return out
 
 
 def _sales_receipt(
@@ -424,6 +492,9 @@ def _cancelled(work: OrderState, event: OrderCancelled) -> _Result:
 
 
 def _payment(work: OrderState, event: PaymentCaptured, config: TenantConfig) -> _Result:
+    if event.payment_id in work.payment_ids:
+        return _skip("duplicate", f"payment {event.payment_id} was already booked")
+    work.payment_ids.append(event.payment_id)
     if work.first_gateway is None:
         work.first_gateway = event.gateway
     order = work.order
@@ -437,6 +508,13 @@ def _payment(work: OrderState, event: PaymentCaptured, config: TenantConfig) -> 
     on = docs.local_date(event.occurred_at, config.policy.timezone)
     result = _Result(Outcome.emitted("posted", ""), [], [])
     parked = False
+    fee_note = ""
+    if event.fee and event.fee_currency not in (None, event.currency):
+        fee_note = (
+            f"; fee {event.fee} {event.fee_currency} dropped: it is not in the payment currency "
+            f"{event.currency} (book it by hand)"
+        )
+        result.warnings.append("fee_dropped")
     for name in sorted(config.ledgers):
         mapping = config.ledgers[name]
         ledger = work.ledger(name)
@@ -480,15 +558,12 @@ def _payment(work: OrderState, event: PaymentCaptured, config: TenantConfig) -> 
             return _skip(
                 "paid_by_receipt", f"payment {event.payment_id}: the sales receipt is paid on creation"
             )
-        return _Result(
-            Outcome.parked(
-                "waiting_for_invoice", f"payment {event.payment_id} parked until the invoice is posted"
-            ),
-            [],
-            [],
+        result.outcome = Outcome.parked(
+            "waiting_for_invoice", f"payment {event.payment_id} parked until the invoice is posted" + fee_note
         )
+        return result
     reason = f"payment {event.payment_id} applied"
     if parked:
         reason += "; the rest is parked until the next invoice"
-    result.outcome = Outcome.emitted("posted", reason)
+    result.outcome = Outcome.emitted("posted", reason + fee_note)
     return result

@@ -43,7 +43,7 @@ def _credit_item(ctx: LedgerContext, inv: InvoicedLine, quantity: Decimal) -> Do
     if quantity == remaining:
         discount = inv.line.discount_amount - inv.credited_discount
     else:
-        discount = to_cents(inv.line.discount_amount * quantity / inv.line.quantity)
+        discount = to_cents(inv.line.discount_amount * quantity / inv.line.quantity, ctx.unit)
     line = make_line(
         line_ref=inv.line.line_ref,
         item_code=inv.line.item_code,
@@ -54,6 +54,7 @@ def _credit_item(ctx: LedgerContext, inv: InvoicedLine, quantity: Decimal) -> Do
         account_code=inv.line.account_code,
         tax=_tax(inv),
         kind=ctx.kind,
+        unit=ctx.unit,
     )
     inv.credited_quantity += quantity
     inv.credited_discount += discount
@@ -73,7 +74,7 @@ def _discount_shares(
         base = sum((i.line.line_amount for i in items), ZERO)
         if not base:
             continue
-        share = to_cents(inv.line.line_amount * credited[inv.line.tax_code] / base)
+        share = to_cents(inv.line.line_amount * credited[inv.line.tax_code] / base, ctx.unit)
         line = make_line(
             line_ref=inv.line.line_ref,
             description=inv.line.description,
@@ -82,6 +83,7 @@ def _discount_shares(
             account_code=inv.line.account_code,
             tax=_tax(inv),
             kind=ctx.kind,
+            unit=ctx.unit,
         )
         inv.credited_amount += line.line_amount
         out.append(line)
@@ -178,6 +180,7 @@ def _credit_shipping(ctx: LedgerContext, invoices: list[InvoiceRecord], amount: 
                 account_code=first.line.account_code,
                 tax=_tax(first),
                 kind=ctx.kind,
+                unit=ctx.unit,
             )
         )
         left = amount
@@ -208,6 +211,7 @@ def _credit_amount(ctx: LedgerContext, invoices: list[InvoiceRecord], amount: De
         account_code=ctx.mapping.accounts.revenue,
         tax=tax,
         kind=ctx.kind,
+        unit=ctx.unit,
     )
     plan(best).lines.append(line)
     if line_gross(line, ctx.kind) != amount:

@@ -104,6 +104,12 @@ class OrderState(_State):
     complete: bool = Field(False, description="every line and the shipping are invoiced or refunded")
     first_gateway: str | None = None
     refund_ids: list[str] = []
+    fulfillment_ids: list[str] = Field(
+        [], description="shipments booked: one re-sent under a new event id is skipped"
+    )
+    payment_ids: list[str] = Field(
+        [], description="payments booked: one re-sent under a new event id is skipped"
+    )
     ledgers: dict[str, LedgerState] = {}
     invoice_count: int = 0
 

@@ -3,8 +3,10 @@
 Precedence, most decisive first:
 
 1. `customer.tax_exempt` → `tax.exempt` (a dead letter if the tenant mapped none: we never guess tax).
-2. EU reverse charge → `tax.reverse_charge`, when mapped, the customer's VAT id prefix is an EU country
-   other than `tax.home_country` and the destination is in the EU.
+2. EU reverse charge → `tax.reverse_charge`, when mapped, the customer's VAT id is plausible (an EU
+   country prefix + 2–13 letters/digits, the big countries checked against their own format; see
+   `vat_country`) for a country other than `tax.home_country`, and the goods go to an EU country
+   other than `tax.home_country` (delivered at home, home VAT applies).
 3. The most specific matching `tax.rules` entry for the destination (shipping address, else billing):
    postcode prefix > region > country; among postcode rules the longest prefix; ties → the first listed.
 4. `tax.fallback`.
@@ -12,6 +14,7 @@ Precedence, most decisive first:
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from accounting.outcome import RuleViolation
@@ -24,6 +27,27 @@ AmountType = Literal["exclusive", "inclusive"]
 _VAT_PREFIX_TO_COUNTRY = {"EL": "GR"}
 """VAT ids use EL for Greece; everything else is the ISO code."""
 
+_VAT_ID = re.compile(r"^([A-Z]{2})([0-9A-Z+*]{2,13})$")
+"""Any VAT id: a two-letter prefix and 2–13 letters or digits (VIES allows + and * for IE)."""
+
+_VAT_NUMBER_BY_PREFIX = {
+    "AT": r"U[0-9]{8}",
+    "BE": r"[01][0-9]{9}",
+    "DE": r"[0-9]{9}",
+    "DK": r"[0-9]{8}",
+    "EL": r"[0-9]{9}",
+    "ES": r"[0-9A-Z][0-9]{7}[0-9A-Z]",
+    "FI": r"[0-9]{8}",
+    "FR": r"[0-9A-HJ-NP-Z]{2}[0-9]{9}",
+    "IT": r"[0-9]{11}",
+    "LU": r"[0-9]{8}",
+    "NL": r"[0-9]{9}B[0-9]{2}",
+    "PL": r"[0-9]{10}",
+    "PT": r"[0-9]{9}",
+    "SE": r"[0-9]{10}01",
+}
+"""The number part's format for the countries most orders come from (the EU's VIES formats)."""
+
 
 def destination(order: Order) -> Address | None:
     """Where the goods go: the shipping address, else the billing address."""
@@ -31,11 +55,21 @@ def destination(order: Order) -> Address | None:
 
 
 def vat_country(vat_id: str | None) -> str | None:
-    """The ISO country a VAT id belongs to (its two-letter prefix), or None."""
+    """The ISO country of a plausible VAT id, else None (a bare prefix such as "DE" is not one).
+
+    Spaces, dots and dashes are ignored; the id needs its country prefix and 2–13 letters or
+    digits after it, and for the countries in `_VAT_NUMBER_BY_PREFIX` that country's format.
+    The check digits are not verified (that is VIES's job).
+    """
     if not vat_id:
         return None
-    prefix = vat_id.strip().upper()[:2]
-    if len(prefix) != 2 or not prefix.isalpha():
+    compact = re.sub(r"[\s.\-]", "", vat_id).upper()
+    match = _VAT_ID.match(compact)
+    if match is None:
+        return None
+    prefix, number = match.groups()
+    pattern = _VAT_NUMBER_BY_PREFIX.get(prefix)
+    if pattern is not None and re.fullmatch(pattern, number) is None:
         return None
     return _VAT_PREFIX_TO_COUNTRY.get(prefix, prefix)
 
@@ -70,7 +104,7 @@ def rule_for(address: Address | None, mapping: TaxMapping) -> TaxCode:
 
 
 def is_reverse_charge(order: Order, mapping: TaxMapping) -> bool:
-    """EU B2B: a VAT id from an EU country other than home, goods going to the EU."""
+    """EU B2B: a plausible VAT id from an EU country other than home, goods going to another EU country."""
     country = vat_country(order.customer.vat_id)
     dest = destination(order)
     return bool(
@@ -79,6 +113,7 @@ def is_reverse_charge(order: Order, mapping: TaxMapping) -> bool:
         and country != mapping.home_country
         and dest is not None
         and dest.country in EU_COUNTRIES
+        and dest.country != mapping.home_country
     )
 
 

@@ -12,7 +12,16 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.money import Country, Currency, ExchangeRate, Money, NonNegativeMoney, Quantity, Rate
+from schemas.money import (
+    Country,
+    Currency,
+    ExchangeRate,
+    Money,
+    NonNegativeMoney,
+    Quantity,
+    Rate,
+    check_minor_units,
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -107,6 +116,23 @@ class Order(Model):
             raise ValueError("line_id values must be unique within an order")
         return self
 
+    @model_validator(mode="after")
+    def _amounts_fit_the_currency(self) -> Order:
+        """Totals, shipping, discounts and gift cards in whole minor units (JPY: yen, KWD: fils).
+
+        Unit prices may carry more decimals (0.335 per gram); line amounts are rounded.
+        """
+        amounts: dict[str, Decimal | None] = {"total": self.total}
+        for n, ship in enumerate(self.shipping_lines):
+            amounts[f"shipping_lines.{n}.price"] = ship.price
+            amounts[f"shipping_lines.{n}.discount"] = ship.discount
+        for n, discount in enumerate(self.discounts):
+            amounts[f"discounts.{n}.amount"] = discount.amount
+        for n, card in enumerate(self.gift_cards):
+            amounts[f"gift_cards.{n}.amount"] = card.amount
+        check_minor_units(self.currency, amounts)
+        return self
+
 
 class EventBase(Model):
     event_id: Id
@@ -162,6 +188,11 @@ class OrderRefunded(EventBase):
             raise ValueError("a refund needs lines, shipping or amount_only")
         return self
 
+    @model_validator(mode="after")
+    def _amounts_fit_the_currency(self) -> OrderRefunded:
+        check_minor_units(self.currency, {"shipping": self.shipping, "amount_only": self.amount_only})
+        return self
+
 
 class OrderCancelled(EventBase):
     type: Literal["order.cancelled"] = "order.cancelled"
@@ -176,6 +207,12 @@ class PaymentCaptured(EventBase):
     currency: Currency
     fee: NonNegativeMoney | None = None
     fee_currency: Currency | None = None
+
+    @model_validator(mode="after")
+    def _amounts_fit_the_currency(self) -> PaymentCaptured:
+        check_minor_units(self.currency, {"amount": self.amount})
+        check_minor_units(self.fee_currency or self.currency, {"fee": self.fee})
+        return self
 
 
 OrderEvent = Annotated[

@@ -74,3 +74,42 @@ Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 al
 def cents(value: Decimal) -> Decimal:
     """Round half up to the cent, as the ledgers do."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+MINOR_UNITS: dict[str, int] = {
+    # ISO 4217 currencies without minor units.
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(),
+        0,
+    ),
+    # ISO 4217 currencies with three decimals.
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+"""ISO 4217 exponents that are not 2 (the default): `CLF`/`UYW` (4) are units of account, not sold in."""
+
+
+def minor_units(currency: str) -> int:
+    """How many decimals the currency has (ISO 4217): JPY 0, GBP 2, KWD 3; unknown codes 2."""
+    return MINOR_UNITS.get(currency, 2)
+
+
+def quantum(currency: str) -> Decimal:
+    """The currency's smallest unit: Decimal('1') for JPY, Decimal('0.01') for GBP."""
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def round_to(value: Decimal, unit: Decimal) -> Decimal:
+    """Round half up to `unit` (a currency's `quantum`), as the ledgers do."""
+    return value.quantize(unit, rounding=ROUND_HALF_UP)
+
+
+def check_minor_units(currency: str, amounts: dict[str, Decimal | None]) -> None:
+    """Raise ValueError naming every amount with more decimals than `currency` allows."""
+    places = minor_units(currency)
+    bad = [
+        f"{name} {value} has more decimals than {currency} allows ({places})"
+        for name, value in amounts.items()
+        if value is not None and value != value.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    ]
+    if bad:
+        raise ValueError("; ".join(bad))

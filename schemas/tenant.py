@@ -6,9 +6,11 @@ versions, and agents read it from the compacted `tenant-config` topic.
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from schemas.money import Country, Currency, Rate
 
@@ -100,6 +102,37 @@ class LedgerMapping(Model):
     organisation_id: str | None = Field(None, description="ledger-side tenant / company / id")
 
 
+TEMPLATE_FIELDS = ("order_number", "order_id", "channel")
+"""The fields `reference_template` and `invoice_number_template` may use (accounting.documents)."""
+
+
+def check_template(template: str) -> str:
+    """A `str.format` template using only `TEMPLATE_FIELDS`, by name; ValueError naming the rest."""
+    try:
+        names = [name for _, name, _, _ in Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"not a valid template: {exc}") from exc
+    known = ", ".join(TEMPLATE_FIELDS)
+    for name in names:
+        if name not in TEMPLATE_FIELDS:
+            shown = f"{{{name}}}" if name else "{} (a positional field)"
+            raise ValueError(f"unknown field {shown}: the template may use {known}")
+    try:
+        template.format(**dict.fromkeys(TEMPLATE_FIELDS, "x"))
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"not a valid template: {exc}") from exc
+    return template
+
+
+def check_timezone(name: str) -> str:
+    """An IANA zone this Python can load (tzdata), e.g. Europe/Lisbon; ValueError otherwise."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Europe/London") from exc
+    return name
+
+
 class PostingPolicy(Model):
     trigger: Literal["placed", "paid", "fulfilled"] = "fulfilled"
     status: Literal["draft", "authorised"] = "authorised"
@@ -116,6 +149,16 @@ class PostingPolicy(Model):
     invoice_number_template: str | None = Field(None, description="None: the ledger numbers it")
     due_days: int = Field(0, ge=0, le=365)
     timezone: str = Field("UTC", description="IANA zone for document dates and daily summaries")
+
+    @field_validator("reference_template", "invoice_number_template")
+    @classmethod
+    def _known_fields_only(cls, template: str | None) -> str | None:
+        return None if template is None else check_template(template)
+
+    @field_validator("timezone")
+    @classmethod
+    def _loadable_zone(cls, name: str) -> str:
+        return check_timezone(name)
 
 
 class TenantConfig(Model):
