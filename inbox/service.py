@@ -4,6 +4,14 @@ Reads and writes go through `store.dead_letters`; publishing goes through a `Pub
 callable (the worker's Faust producer, or an aiokafka producer in the CLI). A retry marks
 the item `retrying` (and audits it) *before* it publishes, so a fast new failure always
 lands on top and sets it back to `open`; if publishing fails the mark is undone.
+
+Only an `open` item can be retried, and taking it is atomic: the transaction starts with a
+conditional `UPDATE … SET status='retrying' WHERE id=… AND status='open'` and goes on only
+when that changed one row (PostgreSQL locks the row, so a concurrent retry waits and then
+matches nothing; SQLite serialises writers). A double click, two people, or a "retry all"
+racing a single retry therefore publish the command once; the others are refused with
+"already being retried". An item stays `retrying` until the posting agent's result moves it:
+bound in the ledger → the resolve job closes it; a new failure → back to `open`.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbox import replay
@@ -72,8 +81,17 @@ class Inbox:
             item = dl.get(session, item_id)
             if item is None or (scope is not None and item.tenant_id not in scope):
                 raise NotAllowed(item_id)
-            if item.status in (dl.RESOLVED, dl.DISCARDED):
+            if not _claim(session, item_id):  # someone else is retrying it, or it is closed
+                session.refresh(item)
+                if item.status == dl.RETRYING:
+                    since = f" since {item.last_retry_at:%Y-%m-%d %H:%M} UTC" if item.last_retry_at else ""
+                    note = (
+                        f"already being retried{since}; wait for the ledger's answer "
+                        "(it is resolved when posted, or reopened if it fails again)"
+                    )
+                    return RetryOutcome(item_id, "refused", note)
                 return RetryOutcome(item_id, "skipped", f"already {item.status}")
+            session.refresh(item)  # now `retrying`, and ours until this transaction ends
             letter = item.letter()
             bound = None
             if item.source_id and item.tenant_id and item.ledger:
@@ -89,11 +107,11 @@ class Inbox:
                 return RetryOutcome(item_id, "resolved", plan.note)
             if plan.action == "refuse":
                 dl.audit(session, actor, "retry_refused", item, plan.note)
+                item.status = dl.OPEN  # undo the claim: nothing is sent
                 item.status_note = plan.note
                 return RetryOutcome(item_id, "refused", plan.note)
-            previous = item.status
             dl.mark_retrying(session, item, actor, plan.note, plan.replay_key)
-            return plan, previous
+            return plan, dl.OPEN
 
         prepared = await self._db(prepare)
         if isinstance(prepared, RetryOutcome):
@@ -119,7 +137,8 @@ class Inbox:
         return RetryOutcome(item_id, "published", plan.note)
 
     def matching_ids(self, filters: dl.Filters) -> list[int]:
-        """Items a bulk retry would touch: open ones (or retrying ones, when filtered by that status)."""
+        """Items a bulk retry would touch: open ones (or retrying ones, when filtered by that
+        status: each is then refused as already being retried, which the outcome reports)."""
         status = filters.status if filters.status in (dl.OPEN, dl.RETRYING) else dl.OPEN
         from dataclasses import replace
 
@@ -130,7 +149,7 @@ class Inbox:
     async def retry_matching(
         self, filters: dl.Filters, actor: str, progress: Progress | None = None
     ) -> list[RetryOutcome]:
-        ids = self.matching_ids(filters)
+        ids = await asyncio.to_thread(self.matching_ids, filters)
         outcomes = []
         for item_id in ids:
             outcomes.append(await self.retry(item_id, actor, filters.tenants))
@@ -171,6 +190,17 @@ class Inbox:
     def open_by_reason(self) -> dict[str, int]:
         with self.sessions() as session:
             return dl.open_by_reason(session)
+
+
+def _claim(session: Session, item_id: int) -> bool:
+    """open → retrying, atomically: True when this transaction took the item."""
+    result = session.execute(
+        update(dl.DeadLetterItem)
+        .where(dl.DeadLetterItem.id == item_id, dl.DeadLetterItem.status == dl.OPEN)
+        .values(status=dl.RETRYING)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def summarize(outcomes: Sequence[RetryOutcome]) -> dict[str, int]:

@@ -10,15 +10,22 @@ in a standalone `make_app(ctx)`. Pages (login required; finance users see only t
     GET|POST /inbox/tenants/{tenant}/config   the tenant's YAML mapping editor
     GET  /inbox/history                 the audit log
     GET|POST /inbox/login, POST /inbox/logout
-    GET  /api/dlq/items[?filters]  GET /api/dlq/items/{id}  POST /api/dlq/items/{id}/retry
+    GET  /api/dlq/items[?filters&limit=1..500]  GET /api/dlq/items/{id}  POST /api/dlq/items/{id}/retry
     POST /api/dlq/retry {filters}
+
+The handlers run on Faust's event loop, next to the agents: password hashing (argon2) and
+database work go to a thread (`asyncio.to_thread`) so a slow query or a burst of logins
+never stalls the stream processing. Logins are throttled per (name, address) and logout
+revokes the session (`inbox.auth`, both in this process's memory).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,9 +34,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import SecretStr
+from sqlalchemy.orm import Session as DbSession
+from yarl import URL
 
 from inbox import explain as explaining
-from inbox.auth import COOKIE, Session, Sessions, bearer_ok, csrf_ok
+from inbox.auth import COOKIE, LoginThrottle, Session, Sessions, bearer_ok, csrf_ok
 from inbox.service import Inbox, NotAllowed, summarize
 from schemas.dead_letter import Reason
 from store import dead_letters as dl
@@ -47,6 +56,7 @@ class Context:
     sessions: Sessions
     api_token: SecretStr | None = None
     applied_topic: str = tenant_config.DEFAULT_TOPIC
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     @property
     def inbox(self) -> Inbox:
@@ -88,24 +98,49 @@ def _render(request: web.Request, name: str, who: Who | None, status: int = 200,
     return response
 
 
+async def _read(request: web.Request, fn: Callable[[DbSession], Any]) -> Any:
+    """Run `fn(session)` in a read-only session, in a thread (never block the event loop)."""
+    inbox = _ctx(request).inbox
+
+    def run() -> Any:
+        with inbox.sessions() as s:
+            return fn(s)
+
+    return await asyncio.to_thread(run)
+
+
+async def _write(request: web.Request, fn: Callable[[DbSession], Any]) -> Any:
+    """Run `fn(session)` in a transaction (committed on return), in a thread."""
+    inbox = _ctx(request).inbox
+
+    def run() -> Any:
+        with inbox.sessions.begin() as s:
+            return fn(s)
+
+    return await asyncio.to_thread(run)
+
+
 def _session(request: web.Request) -> Session | None:
     return _ctx(request).sessions.load(request.cookies.get(COOKIE))
 
 
-def _who(request: web.Request) -> Who | None:
-    ctx = _ctx(request)
+async def _who(request: web.Request) -> Who | None:
     session = _session(request)
     if session is None or session.user is None:
         return None
-    with ctx.inbox.sessions() as s:
-        user = users.get(s, session.user)
+    name = session.user
+
+    def load(s: DbSession) -> Who | None:
+        user = users.get(s, name)
         if user is None:
             return None
         return Who(user.name, user.role, tuple(user.tenants or ()), session)
 
+    return await _read(request, load)
 
-def _page_user(request: web.Request) -> Who:
-    who = _who(request)
+
+async def _page_user(request: web.Request) -> Who:
+    who = await _who(request)
     if who is None:
         raise web.HTTPSeeOther("/inbox/login?" + urlencode({"next": request.path_qs}))
     return who
@@ -143,13 +178,12 @@ def _filters(params: Any, who: Who) -> dl.Filters:
     )
 
 
-def _item_for(request: web.Request, who: Who) -> dl.DeadLetterItem:
+async def _item_for(request: web.Request, who: Who) -> dl.DeadLetterItem:
     try:
         item_id = int(request.match_info["item_id"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    with _ctx(request).inbox.sessions() as s:
-        item = dl.get(s, item_id)
+    item = await _read(request, lambda s: dl.get(s, item_id))
     if item is None or not who.may_see(item.tenant_id):
         raise web.HTTPNotFound(text="no such item")  # another tenant's item: the same answer
     return item
@@ -165,6 +199,40 @@ async def login_form(request: web.Request) -> web.Response:
     return response
 
 
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, space, backslash
+MAX_PASSWORD = 1024  # longer is refused before hashing (argon2 work is the attacker's lever)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: a path of the inbox on this server, else "/inbox".
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so
+    `/\t/evil.com` and `/\\evil.com` would become `//evil.com` (another site): such
+    characters are refused outright, then the URL must have no scheme and no host and a
+    path under /inbox.
+    """
+    if not target or _UNSAFE_IN_URL.search(target):
+        return "/inbox"
+    try:
+        url = URL(target)
+    except (ValueError, TypeError):
+        return "/inbox"
+    if url.scheme or url.host is not None or url.raw_authority or target.startswith("//"):
+        return "/inbox"
+    if not (url.path == "/inbox" or url.path.startswith("/inbox/")) or not target.startswith("/inbox"):
+        return "/inbox"
+    if any(part in (".", "..") for part in url.path.split("/")):  # no climbing out of /inbox
+        return "/inbox"
+    return target
+
+
+def _login_refused(request: web.Request, status: int, error: str, target: str) -> web.Response:
+    fresh = Sessions.new()
+    response = _render(request, "login.html", None, status=status, session=fresh, error=error, next=target)
+    _set_cookie(request, response, fresh)
+    return response
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
     session = _session(request)
@@ -172,34 +240,40 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not csrf_ok(session, str(form.get("csrf", ""))):
         raise web.HTTPForbidden(text="invalid or missing CSRF token; reload the login page")
     name, password = str(form.get("name", "")), str(form.get("password", ""))
-    with ctx.inbox.sessions.begin() as s:
-        user = users.authenticate(s, name, password)
-        if user is not None:
-            dl.audit(s, user.name, "login", tenant_id=None)
-    if user is None:
-        fresh = Sessions.new()
-        response = _render(
-            request,
-            "login.html",
-            None,
-            status=401,
-            session=fresh,
-            error="Wrong name or password.",
-            next=str(form.get("next", "/inbox")),
+    target = safe_next(str(form.get("next") or "/inbox"))
+    key = ctx.throttle.key(name, request.remote)
+    wait = ctx.throttle.wait(key)
+    if wait > 0:
+        response = _login_refused(
+            request, 429, f"Too many failed attempts. Try again in {int(wait) + 1} seconds.", target
         )
-        _set_cookie(request, response, fresh)
+        response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    target = str(form.get("next") or "/inbox")
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/inbox"
+    ctx.throttle.failed(key)  # counted before checking, so parallel guesses count too; cleared on success
+
+    def check(s: DbSession) -> str | None:
+        if len(password) > MAX_PASSWORD:
+            return None
+        user = users.authenticate(s, name, password)
+        if user is None:
+            return None
+        dl.audit(s, user.name, "login", tenant_id=None)
+        return user.name
+
+    user_name = await _write(request, check)  # argon2 in a thread, not on the agents' event loop
+    if user_name is None:
+        return _login_refused(request, 401, "Wrong name or password.", target)
+    ctx.throttle.succeeded(key)
     response = web.HTTPSeeOther(target)
-    _set_cookie(request, response, Sessions.new(user.name))  # a new session (and CSRF token) on login
+    _set_cookie(request, response, Sessions.new(user_name))  # a new session (and CSRF token) on login
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    who = _page_user(request)
+    who = await _page_user(request)
     await _form(request, who)
+    if who.session is not None:
+        _ctx(request).sessions.revoke(who.session)  # a copy of the cookie stops working too
     response = web.HTTPSeeOther("/inbox/login")
     response.del_cookie(COOKIE, path="/")
     raise response
@@ -222,19 +296,25 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, session: Ses
 
 
 async def list_page(request: web.Request) -> web.Response:
-    who = _page_user(request)
+    who = await _page_user(request)
     params = dict(request.query)
     params.setdefault("status", "open")
     filters = _filters(params, who)
-    with _ctx(request).inbox.sessions() as s:
-        items = dl.search(s, filters, limit=500)
-        total = dl.count(s, filters)
-        counts = dl.counts_by_reason(s, replace(filters, reason=None))
+
+    def load(s: DbSession) -> tuple[list[dl.DeadLetterItem], int, dict[str, int], list[str]]:
         tenants = (
             sorted(who.tenants)
             if who.role != "admin"
             else [c.tenant_id for c in tenant_config.all_current(s)]
         )
+        return (
+            dl.search(s, filters, limit=500),
+            dl.count(s, filters),
+            dl.counts_by_reason(s, replace(filters, reason=None)),
+            tenants,
+        )
+
+    items, total, counts, tenants = await _read(request, load)
     return _render(
         request,
         "list.html",
@@ -251,12 +331,16 @@ async def list_page(request: web.Request) -> web.Response:
 
 
 async def item_page(request: web.Request) -> web.Response:
-    who = _page_user(request)
-    item = _item_for(request, who)
+    who = await _page_user(request)
+    item = await _item_for(request, who)
     letter = item.letter()
-    with _ctx(request).inbox.sessions() as s:
-        config = tenant_config.current(s, item.tenant_id) if item.tenant_id else None
-        history = dl.history(s, item_id=item.id)
+    config, history = await _read(
+        request,
+        lambda s: (
+            tenant_config.current(s, item.tenant_id) if item.tenant_id else None,
+            dl.history(s, item_id=item.id),
+        ),
+    )
     explanation = explaining.explain(letter, config)
     return _render(
         request,
@@ -274,9 +358,9 @@ async def item_page(request: web.Request) -> web.Response:
 
 
 async def item_retry(request: web.Request) -> web.StreamResponse:
-    who = _page_user(request)
+    who = await _page_user(request)
     await _form(request, who)
-    item = _item_for(request, who)
+    item = await _item_for(request, who)
     outcome = await _ctx(request).inbox.retry(item.id, who.name, who.scope)
     raise web.HTTPSeeOther(
         f"/inbox/items/{item.id}?" + urlencode({"done": f"{outcome.action}: {outcome.note}"})
@@ -284,21 +368,21 @@ async def item_retry(request: web.Request) -> web.StreamResponse:
 
 
 async def item_discard(request: web.Request) -> web.StreamResponse:
-    who = _page_user(request)
+    who = await _page_user(request)
     form = await _form(request, who)
-    item = _item_for(request, who)
+    item = await _item_for(request, who)
     reason = form.get("reason", "").strip()
     if not reason:
         raise web.HTTPSeeOther(f"/inbox/items/{item.id}?" + urlencode({"done": "Discard needs a reason."}))
     try:
-        _ctx(request).inbox.discard(item.id, who.name, reason, who.scope)
+        await asyncio.to_thread(_ctx(request).inbox.discard, item.id, who.name, reason, who.scope)
     except ValueError as exc:
         raise web.HTTPSeeOther(f"/inbox/items/{item.id}?" + urlencode({"done": str(exc)})) from exc
     raise web.HTTPSeeOther(f"/inbox/items/{item.id}?" + urlencode({"done": "discarded"}))
 
 
 async def retry_matching(request: web.Request) -> web.StreamResponse:
-    who = _page_user(request)
+    who = await _page_user(request)
     form = await _form(request, who)
     filters = _filters(form, who)
     if filters.tenant and not who.may_see(filters.tenant):
@@ -311,13 +395,11 @@ async def retry_matching(request: web.Request) -> web.StreamResponse:
 
 
 async def config_page(request: web.Request) -> web.Response:
-    who = _page_user(request)
+    who = await _page_user(request)
     tenant = request.match_info["tenant"]
     if not who.may_see(tenant):
         raise web.HTTPNotFound(text="no such tenant")
-    ctx = _ctx(request)
-    with ctx.inbox.sessions() as s:
-        config = tenant_config.current(s, tenant)
+    config = await _read(request, lambda s: tenant_config.current(s, tenant))
     if config is None:
         raise web.HTTPNotFound(text="no such tenant")
     text = tenant_config.to_yaml(config)
@@ -335,7 +417,7 @@ async def config_page(request: web.Request) -> web.Response:
 
 
 async def config_save(request: web.Request) -> web.Response:
-    who = _page_user(request)
+    who = await _page_user(request)
     form = await _form(request, who)
     tenant = request.match_info["tenant"]
     if not who.may_see(tenant):
@@ -349,11 +431,10 @@ async def config_save(request: web.Request) -> web.Response:
         config = tenant_config.load_yaml(text, source="config")
         if config.tenant_id != tenant:
             raise ConfigError([f"config: tenant_id must stay {tenant!r}"])
-        with ctx.inbox.sessions.begin() as s:
-            result = tenant_config.apply(
-                s, config, who.name, form.get("comment") or "edited in the inbox", topic=ctx.applied_topic
-            )
-            version = result.version
+        comment = form.get("comment") or "edited in the inbox"
+
+        def save(s: DbSession) -> tuple[int, list[str]]:
+            result = tenant_config.apply(s, config, who.name, comment, topic=ctx.applied_topic)
             changes = result.changes if not result.unchanged else ["(no change)"]
             dl.audit(
                 s,
@@ -362,6 +443,9 @@ async def config_save(request: web.Request) -> web.Response:
                 tenant_id=tenant,
                 detail=f"version {result.version}: " + "; ".join(changes)[:2000],
             )
+            return result.version, changes
+
+        version, changes = await _write(request, save)
     except ConfigError as exc:
         problems = exc.problems
     status = 400 if problems else 200
@@ -380,23 +464,22 @@ async def config_save(request: web.Request) -> web.Response:
 
 
 async def history_page(request: web.Request) -> web.Response:
-    who = _page_user(request)
-    with _ctx(request).inbox.sessions() as s:
-        entries = dl.history(s, tenants=who.scope, limit=500)
+    who = await _page_user(request)
+    entries = await _read(request, lambda s: dl.history(s, tenants=who.scope, limit=500))
     return _render(request, "history.html", who, entries=entries)
 
 
 # --------------------------------------------------------------------------- JSON API
 
 
-def _api_user(request: web.Request, post: bool = False) -> Who:
+async def _api_user(request: web.Request, post: bool = False) -> Who:
     ctx = _ctx(request)
     header = request.headers.get("Authorization", "")
     if header:
         if bearer_ok(header, ctx.api_token):
             return Who("api-token", "admin", (), None)
         raise _json_error(401, "unauthorized")
-    who = _who(request)
+    who = await _who(request)
     if who is None:
         raise _json_error(401, "unauthorized")
     if post and not csrf_ok(who.session, request.headers.get("X-CSRF-Token")):
@@ -410,25 +493,38 @@ def _json_error(status: int, message: str) -> web.HTTPException:
     return cls[status](text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
+API_LIMIT, API_MAX_LIMIT = 200, 500
+
+
+def _limit(value: str | None) -> int:
+    if value is None or value == "":
+        return API_LIMIT
+    if not (len(value) <= 3 and value.isascii() and value.isdigit()) or not 1 <= int(value) <= API_MAX_LIMIT:
+        raise _json_error(400, f"limit must be a whole number from 1 to {API_MAX_LIMIT}, not {value[:40]!r}")
+    return int(value)
+
+
 async def api_list(request: web.Request) -> web.Response:
-    who = _api_user(request)
+    who = await _api_user(request)
     filters = _filters(request.query, who)
-    with _ctx(request).inbox.sessions() as s:
-        items = dl.search(s, filters, limit=int(request.query.get("limit", 200)))
-        counts = dl.counts_by_reason(s, filters)
+    limit = _limit(request.query.get("limit"))
+    items, counts = await _read(
+        request, lambda s: (dl.search(s, filters, limit=limit), dl.counts_by_reason(s, filters))
+    )
     return web.json_response({"items": [dl.to_json(i) for i in items], "counts": counts})
 
 
 async def api_show(request: web.Request) -> web.Response:
-    who = _api_user(request)
+    who = await _api_user(request)
     try:
-        item = _item_for(request, who)
+        item = await _item_for(request, who)
     except web.HTTPNotFound:
         raise _json_error(404, "no such item") from None
     data = dl.to_json(item)
     data["record"] = json.loads(item.record)
-    with _ctx(request).inbox.sessions() as s:
-        config = tenant_config.current(s, item.tenant_id) if item.tenant_id else None
+    config = (
+        await _read(request, lambda s: tenant_config.current(s, item.tenant_id)) if item.tenant_id else None
+    )
     explanation = explaining.explain(item.letter(), config)
     data["explanation"] = {
         "headline": explanation.headline,
@@ -439,9 +535,9 @@ async def api_show(request: web.Request) -> web.Response:
 
 
 async def api_retry(request: web.Request) -> web.Response:
-    who = _api_user(request, post=True)
+    who = await _api_user(request, post=True)
     try:
-        item = _item_for(request, who)
+        item = await _item_for(request, who)
         outcome = await _ctx(request).inbox.retry(item.id, who.name, who.scope)
     except (web.HTTPNotFound, NotAllowed):
         raise _json_error(404, "no such item") from None
@@ -449,7 +545,7 @@ async def api_retry(request: web.Request) -> web.Response:
 
 
 async def api_retry_matching(request: web.Request) -> web.Response:
-    who = _api_user(request, post=True)
+    who = await _api_user(request, post=True)
     try:
         body = await request.json()
     except ValueError:
