@@ -8,6 +8,11 @@ LedgerError
     ├── Rejected(messages)           validation: fix the data or the mapping
     ├── AuthRevoked                  refresh token dead: tenant must reconnect
     └── NotFound                     the referenced document does not exist
+
+`pending_source_id` (any error): set when the command's main document *was* created and a
+second part of it failed (a payment's fee, a credit note's allocation, a sales receipt's
+settling payment). It names the binding that will exist once that part is done, so the
+dead-letter inbox resolves the item only then, not as soon as the main document is bound.
 """
 
 from __future__ import annotations
@@ -18,11 +23,19 @@ from typing import Any
 class LedgerError(Exception):
     """Base of every connector error; carries the ledger's status and body when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        pending_source_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.body = body
+        self.pending_source_id = pending_source_id
 
 
 class RetryableError(LedgerError):

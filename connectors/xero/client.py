@@ -223,6 +223,12 @@ class XeroClient:
         payload = await self.request(auth, "GET", "CreditNotes", params={"where": where, "unitdp": "4"})
         return self._items(payload, "CreditNotes")
 
+    async def get_credit_note(self, auth: Auth, credit_note_id: str) -> Json | None:
+        """One credit note by id, with its `Allocations` (None if Xero returns none)."""
+        payload = await self.request(auth, "GET", f"CreditNotes/{credit_note_id}", params={"unitdp": "4"})
+        items = self._items(payload, "CreditNotes")
+        return items[0] if items else None
+
     async def allocate_credit_note(
         self, auth: Auth, credit_note_id: str, body: Json, idempotency_key: str
     ) -> list[Json]:

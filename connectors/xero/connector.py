@@ -13,6 +13,11 @@ post(tenant_id, commands), for ≤ 50 commands of one tenant, in this order:
   5. payments settling sales receipts (Xero has no sales receipt, see mapper);
   6. credit notes: one `PUT /CreditNotes`, then an allocation per credit note against the
      invoice bound to `invoice_source_id` (missing → NotFound("invoice not posted yet"));
+     a successful allocation gets its own binding `<credit note source id>#allocation`. A
+     rejected allocation does not undo the note: the result is Rejected("credit note … created
+     but its allocation was rejected: …", pending_source_id=`<sid>#allocation`); a replay finds
+     the note bound without that binding, reads the note (`GET /CreditNotes/{id}`: allocated
+     already? then only bind) and retries only the allocation;
   7. payments: one `PUT /Payments` against bound invoices (missing → NotFound as above);
   8. gateway fees: every payment of the batch that is bound and carries a fee (`fee` and
      `fee_account_code`) whose own binding `<payment source id>#fee` is missing gets a SPEND
@@ -21,6 +26,11 @@ post(tenant_id, commands), for ≤ 50 commands of one tenant, in this order:
      undo the payment: that command's result is Rejected("payment … posted but its fee was
      rejected: …") with the payment's id, so it is dead-lettered for finance; a replay finds the
      payment bound and retries only the fee.
+A failure of the second part of a command (fee, allocation, a sales receipt's settling payment
+`<sid>#payment`) carries `pending_source_id`: the binding that proves the command finished.
+A batch is posted with its duplicates collapsed (`XeroConnector.post`): a copy of a command (same
+idempotency key) gets the first copy's result; a second command for the same source id (another
+key) is posted after the first, so it is answered already_bound once the first has bound.
 Per-element rejections become results; whole-call errors (429, 5xx, transport, auth) are raised.
 
 Crash safety (a crash after Xero created a document and before its binding was written)
@@ -46,6 +56,7 @@ repeated once with the same Idempotency-Key. 403 → the connection is marked
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -61,6 +72,7 @@ from connectors.errors import (
     NotFound,
     RateLimited,
     Rejected,
+    RetryableError,
     Transient,
 )
 from connectors.protocol import PostResult, Quota
@@ -88,6 +100,7 @@ SEARCH_CHUNK = 10  # references per `where` clause (keeps URLs short)
 CONTACT_CHUNK = 25  # emails or names per `GET /Contacts?where=` (a batch of 50: two calls)
 DEAD = {"DELETED", "VOIDED"}
 FEE_KIND = "payment.fee"  # binding kind of a payment's fee bank transaction
+ALLOCATION_KIND = "credit_note.allocation"  # binding kind of a credit note's allocation
 ZERO_ID = "00000000-0000-0000-0000-000000000000"  # the id Xero echoes on elements it did not create
 BODIES: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
     "invoices": mapper.invoices_body,
@@ -149,6 +162,57 @@ class _Person:
 def _rejected(element: dict[str, Any], what: str) -> Rejected:
     messages = tuple(element_messages(element)) or (f"Xero rejected the {what}",)
     return Rejected(messages[0], messages=messages, status=200, body=element)
+
+
+def allocation_source_id(command: CreateCreditNote) -> str:
+    """The binding written once a credit note's allocation against its invoice is done."""
+    return f"{command.source_id}#allocation"
+
+
+def needs_allocation(command: PostingCommand) -> bool:
+    return isinstance(command, CreateCreditNote) and command.status == "authorised" and command.allocate > 0
+
+
+def _partial(error: LedgerError, what: str, pending_source_id: str) -> LedgerError:
+    """The error of a command whose main document exists but whose second part failed: a
+    Rejected saying so (permanent failures) or a copy of the error, naming the pending part."""
+    if isinstance(error, RetryableError):
+        out = copy.copy(error)
+        out.pending_source_id = pending_source_id
+        return out
+    return Rejected(
+        f"{what}: {error.message}",
+        messages=getattr(error, "messages", (error.message,)),
+        status=error.status,
+        body=error.body,
+        pending_source_id=pending_source_id,
+    )
+
+
+def collapse(commands: Sequence[PostingCommand]) -> tuple[list[list[int]], dict[int, int]]:
+    """Positions of `commands` in rounds without a repeated source id, and each duplicate's first copy.
+
+    A command whose idempotency key came earlier is a copy: not posted, it gets the first copy's
+    result. A command for a source id already in a round (another key) goes to a later round.
+    """
+    rounds: list[list[int]] = []
+    sources: list[set[str]] = []
+    first: dict[str, int] = {}
+    copies: dict[int, int] = {}
+    for i, cmd in enumerate(commands):
+        if cmd.idempotency_key in first:
+            copies[i] = first[cmd.idempotency_key]
+            continue
+        first[cmd.idempotency_key] = i
+        n = 0
+        while n < len(rounds) and cmd.source_id in sources[n]:
+            n += 1
+        if n == len(rounds):
+            rounds.append([])
+            sources.append(set())
+        rounds[n].append(i)
+        sources[n].add(cmd.source_id)
+    return rounds, copies
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -261,7 +325,14 @@ class XeroConnector:
         for cmd in commands:
             if cmd.tenant_id != tenant_id or cmd.ledger != LEDGER:
                 raise ValueError(f"command {cmd.source_id} is not for xero tenant {tenant_id}")
-        return await _Post(self, tenant_id, list(commands)).run()
+        rounds, copies = collapse(commands)
+        results: dict[int, PostResult] = {}
+        for members in rounds:
+            answer = await _Post(self, tenant_id, [commands[i] for i in members]).run()
+            results.update(zip(members, answer, strict=True))
+        for i, first in copies.items():
+            results[i] = results[first]
+        return [results[i] for i in range(len(commands))]
 
     # ------------------------------------------------------------ DB helpers (sync, in threads)
 
@@ -380,6 +451,8 @@ class _Post:
         wanted = {cmd.source_id for cmd in self.commands}
         wanted |= {p.source_id for p in receipts_payments.values()}
         wanted |= {mapper.fee_source_id(p) for p in fees.values()}
+        allocations = [i for i, cmd in enumerate(self.commands) if needs_allocation(cmd)]
+        wanted |= {allocation_source_id(self.commands[i]) for i in allocations}  # type: ignore[arg-type]
         wanted |= {
             cmd.invoice_source_id
             for cmd in self.commands
@@ -394,6 +467,8 @@ class _Post:
                     continue  # invoice exists, its settling payment still to do (step 5)
                 if i in fees and mapper.fee_source_id(fees[i]) not in self.bound:
                     continue  # payment exists, its fee still to do (step 8)
+                if i in allocations and allocation_source_id(cmd) not in self.bound:  # type: ignore[arg-type]
+                    continue  # credit note exists, its allocation still to do (step 6)
                 self._result(i, external_id=self.bound[cmd.source_id], already_bound=True)
             else:
                 todo.append(i)
@@ -416,6 +491,7 @@ class _Post:
         )
         await self._receipt_payments(receipts_payments)
         await self._credit_notes([i for i in todo if isinstance(self.commands[i], CreateCreditNote)])
+        await self._pending_allocations(allocations)
         payments = {i: self.commands[i] for i in todo if isinstance(self.commands[i], CreatePayment)}
         await self._payments(payments)  # type: ignore[arg-type]
         await self._fees(fees)
@@ -675,7 +751,12 @@ class _Post:
         for i, result in outcome.items():
             invoice_id = self.bound[self.commands[i].source_id]
             if result.error is not None:
-                self._result(i, external_id=invoice_id, error=result.error)
+                error = _partial(
+                    result.error,
+                    f"sales receipt {invoice_id} created but its settling payment failed",
+                    receipts[i].source_id,
+                )
+                self._result(i, external_id=invoice_id, error=error)
             else:
                 self._result(i, external_id=invoice_id, already_bound=result.already_bound)
 
@@ -708,33 +789,60 @@ class _Post:
             lambda i, el: self._allocate_and_bind(i, el["CreditNoteID"], el),
         )
 
-    async def _allocate_and_bind(self, i: int, credit_note_id: str, element: dict[str, Any]) -> None:
-        """Allocate (authorised notes, allocate > 0, not yet allocated to that invoice), then bind."""
+    async def _allocate_and_bind(
+        self, i: int, credit_note_id: str, element: dict[str, Any], existed: bool = False
+    ) -> None:
+        """Allocate (authorised notes, allocate > 0, not yet allocated to that invoice), then bind
+        the note and, once allocated, `<sid>#allocation`. `existed`: the note was bound before."""
         cmd = self.commands[i]
         assert isinstance(cmd, CreateCreditNote)
         invoice_id = self.bound.get(cmd.invoice_source_id)
         error: LedgerError | None = None
+        allocated_now = False
         done = any(
             (a.get("Invoice") or {}).get("InvoiceID") == invoice_id for a in element.get("Allocations") or ()
         )
-        if invoice_id and cmd.status == "authorised" and cmd.allocate > 0 and not done:
+        if invoice_id and needs_allocation(cmd) and not done:
             body = mapper.allocation(cmd, invoice_id)
             key = mapper.batch_key([cmd.idempotency_key], "allocation", body)
             try:
                 allocated = await self.call(self.client.allocate_credit_note, credit_note_id, body, key)
                 if allocated and _failed(allocated[0]):
                     error = _rejected(allocated[0], "allocation")
+                else:
+                    allocated_now = True
             except (Rejected, NotFound) as exc:
                 error = exc
             if error is not None:
-                error = Rejected(
-                    f"credit note {credit_note_id} created but its allocation was rejected: {error.message}",
-                    messages=getattr(error, "messages", (error.message,)),
-                    status=error.status,
-                    body=error.body,
+                error = _partial(
+                    error,
+                    f"credit note {credit_note_id} created but its allocation was rejected",
+                    allocation_source_id(cmd),
                 )
+        elif needs_allocation(cmd) and not invoice_id:
+            error = NotFound(
+                f"invoice not posted yet: {cmd.invoice_source_id}",
+                pending_source_id=allocation_source_id(cmd),
+            )
         stored = await self._bind(cmd.source_id, credit_note_id, cmd.kind, cmd.idempotency_key)
-        self._result(i, external_id=stored, error=error)
+        if error is None and needs_allocation(cmd):
+            key = _sha(cmd.idempotency_key, "allocation")
+            await self._bind(allocation_source_id(cmd), credit_note_id, ALLOCATION_KIND, key)
+        self._result(i, external_id=stored, error=error, already_bound=existed and not allocated_now)
+
+    async def _pending_allocations(self, idx: list[int]) -> None:
+        """Credit notes bound earlier whose allocation is not bound (it was rejected, or an older
+        version did not record it): read the note, then allocate unless it already is."""
+        for i in idx:
+            cmd = self.commands[i]
+            assert isinstance(cmd, CreateCreditNote)
+            if i in self.results or cmd.source_id not in self.bound:
+                continue
+            if allocation_source_id(cmd) in self.bound:
+                continue
+            credit_note_id = self.bound[cmd.source_id]
+            found = await self.call(self.client.get_credit_note, credit_note_id)
+            await self._allocate_and_bind(i, credit_note_id, found or {}, existed=True)
 
     # ------------------------------------------------------------ payments
 
@@ -884,11 +992,8 @@ class _Post:
             earlier = self.results.get(i)
             error = errors.get(i)
             if error is not None:
-                wrapped = Rejected(
-                    f"payment {payment_id} posted but its fee was rejected: {error.message}",
-                    messages=getattr(error, "messages", (error.message,)),
-                    status=error.status,
-                    body=error.body,
+                wrapped = _partial(
+                    error, f"payment {payment_id} posted but its fee was rejected", mapper.fee_source_id(p)
                 )
                 self._result(i, external_id=payment_id, error=wrapped)
             else:

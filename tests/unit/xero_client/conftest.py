@@ -75,7 +75,8 @@ class FakeXero:
     `where` with OR), invoices, credit notes (+ allocations), payments, bank transactions, tax
     rates, accounts. Idempotency as Xero: a key reused with the same request replays the first
     200, with a different body it is a 400. Knobs: `fail_next`, `reject_references`,
-    `reject_tax_types`, `reject_contact_names`, `reject_line_accounts` (bank transactions)."""
+    `reject_tax_types`, `reject_contact_names`, `reject_line_accounts` (bank transactions),
+    `reject_allocations`. `GET /CreditNotes/{id}` returns one note with its allocations."""
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec
@@ -94,6 +95,7 @@ class FakeXero:
         self.reject_tax_types: set[str] = set()
         self.reject_contact_names: dict[str, str] = {}  # name → validation message
         self.reject_line_accounts: set[str] = set()  # bank-transaction line account codes refused
+        self.reject_allocations: str | None = None  # validation message for every allocation
         self.idem: dict[str, tuple[bytes, bytes]] = {}  # key → (request body, response body)
         self.code_challenges: dict[str, str] = {}
         self.revoked: list[str] = []
@@ -272,11 +274,23 @@ class FakeXero:
             }[resource]
             refs = [json.loads(part.split("==", 1)[1]) for part in params.get("where", "").split(" OR ")]
             return self.json({resource: [d for d in store if d.get("Reference") in refs]})
+        if resource.startswith("CreditNotes/") and method == "GET":
+            cn_id = resource.split("/")[1]
+            return self.json({"CreditNotes": [c for c in self.credit_notes if c["CreditNoteID"] == cn_id]})
         if resource.startswith("CreditNotes/") and resource.endswith("/Allocations"):
             cn_id = resource.split("/")[1]
             cn = next(c for c in self.credit_notes if c["CreditNoteID"] == cn_id)
             out = []
             for a in body["Allocations"]:
+                if self.reject_allocations:
+                    out.append(
+                        {
+                            **a,
+                            "StatusAttributeString": "ERROR",
+                            "ValidationErrors": [{"Message": self.reject_allocations}],
+                        }
+                    )
+                    continue
                 cn["Allocations"].append(a)
                 cn["RemainingCredit"] -= a["Amount"]
                 out.append({**a, "AllocationID": str(uuid.uuid4()), "StatusAttributeString": "OK"})
