@@ -59,7 +59,11 @@ def for_command(
     error: LedgerError | None = None,
     source: SourcePosition | None = None,
 ) -> DeadLetter:
-    """A posting command that failed; replaying it re-sends the same idempotency key."""
+    """A posting command that failed; replaying it re-sends the same idempotency key.
+
+    An error naming a `pending_source_id` (the main document was created, a second part of the
+    command failed) makes that the letter's `resolves_with`: the item is done when it is bound.
+    """
     raw = command.model_dump_json().encode()
     response = None
     if error is not None:
@@ -83,6 +87,7 @@ def for_command(
         first_failed_at=at,
         last_failed_at=at,
         source=source,
+        resolves_with=error.pending_source_id if error is not None else None,
     )
 
 

@@ -6,6 +6,10 @@ Decision (see the report / docs in `inbox/__init__.py`):
   re-publishing the exact original bytes to the orders topic, keyed by order id: enrichment
   runs again with the current configuration.
 * A **command** record whose source is already bound in the ledger is resolved, nothing sent.
+  After a partial failure (`letter.resolves_with`: the main document was created, its fee /
+  allocation / settling payment failed) only the binding of that pending part proves it done:
+  `resolves_with_external_id`; without it the command is re-posted, and the connector, finding
+  the main document bound, does only the pending part (or answers already_bound).
 * Any other **command** record is re-posted. Its tax and account codes are *re-mapped* from
   the tenant configuration that produced it (the version in effect when it first failed) to
   the current one, slot by slot (`rules[GB].tax`, `fallback`, `accounts.revenue`, …):
@@ -46,6 +50,13 @@ class Plan:
     ledger: str | None = None
     replay_key: str | None = None
     changes: tuple[str, ...] = field(default=())
+
+
+def proof_source_id(letter: DeadLetter) -> str | None:
+    """The source id whose binding proves the letter's command done (None: an input record)."""
+    if letter.command is None:
+        return None
+    return letter.resolves_with or letter.command.get("source_id")
 
 
 class Unmappable(ValueError):
@@ -192,8 +203,14 @@ def plan(
     bound_external_id: str | None,
     old_config: TenantConfig | None,
     new_config: TenantConfig | None,
+    resolves_with_external_id: str | None = None,
 ) -> Plan:
-    """What to do for one retry. Pure: the caller publishes and records."""
+    """What to do for one retry. Pure: the caller publishes and records.
+
+    `bound_external_id`: the ledger id bound to the command's source id (None: not bound);
+    `resolves_with_external_id`: the one bound to `letter.resolves_with`, when the letter has
+    one (a partial failure): then only that one resolves the item (see `proof_source_id`).
+    """
     if letter.command is None:
         return Plan(
             "publish_event",
@@ -201,8 +218,9 @@ def plan(
             key=(letter.order_id or "").encode(),
             value=letter.original(),
         )
-    if bound_external_id is not None:
-        return Plan("resolved", f"already in {letter.ledger}: document {bound_external_id}")
+    proof = resolves_with_external_id if letter.resolves_with else bound_external_id
+    if proof is not None:
+        return Plan("resolved", f"already in {letter.ledger}: document {proof}")
     command = letter.command
     ledger = command["ledger"]
     original = letter.original()

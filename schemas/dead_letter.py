@@ -62,6 +62,15 @@ class DeadLetter(BaseModel):
     first_failed_at: AwareDatetime
     last_failed_at: AwareDatetime
     source: SourcePosition | None = None
+    resolves_with: str | None = Field(
+        None,
+        description=(
+            "the binding whose existence proves this item done: the source id of the part still "
+            "pending when the command's main document was created but a second part failed (a "
+            "payment's '<id>#fee', a credit note's '<id>#allocation', a sales receipt's "
+            "'<id>#payment'); None: the command's own source_id"
+        ),
+    )
 
     @staticmethod
     def encode(raw: bytes) -> str:

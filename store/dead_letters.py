@@ -219,8 +219,19 @@ def discard(session: Session, item: DeadLetterItem, actor: str, reason: str) -> 
     audit(session, actor, "discarded", item, reason.strip())
 
 
+def proof_source_id(item: DeadLetterItem) -> str | None:
+    """The source id whose binding proves the item done: the letter's `resolves_with` (the part
+    still pending after a partial failure, e.g. `<payment>#fee`), else the command's source id."""
+    try:
+        pending = json.loads(item.record).get("resolves_with")
+    except (TypeError, ValueError, AttributeError):
+        pending = None
+    return pending if isinstance(pending, str) and pending else item.source_id
+
+
 def resolve_bound(session: Session, now: datetime | None = None) -> list[DeadLetterItem]:
-    """Mark `retrying` (and `open`) command items resolved when their source is bound in the ledger."""
+    """Mark `retrying` (and `open`) command items resolved when their work is bound in the ledger:
+    the command's source id, or, after a partial failure, the pending part (`proof_source_id`)."""
     done = []
     rows = session.scalars(
         select(DeadLetterItem).where(
@@ -230,7 +241,7 @@ def resolve_bound(session: Session, now: datetime | None = None) -> list[DeadLet
     for item in rows:
         if item.tenant_id is None or item.ledger is None or item.source_id is None:
             continue
-        row = bindings.get(session, item.tenant_id, item.ledger, item.source_id)
+        row = bindings.get(session, item.tenant_id, item.ledger, proof_source_id(item) or item.source_id)
         if row is not None and row.bound:
             resolve(session, item, "system", f"posted: {item.ledger} document {row.external_id}")
             done.append(item)

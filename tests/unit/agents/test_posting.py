@@ -538,3 +538,14 @@ async def test_redrive_puts_back_a_command_it_could_not_send(h: Harness) -> None
     assert sent == ["order:2"]
     [row] = h.parked()
     assert row.idempotency_key == invoice("a", 1).idempotency_key and row.waiting_for == parked.DAY_LIMIT
+
+
+async def test_a_partial_failure_is_dead_lettered_with_the_pending_binding(h: Harness) -> None:
+    def answer(commands: Sequence[PostingCommand]) -> list[PostResult]:
+        error = Rejected("payment P posted but its fee was rejected: bad", pending_source_id="payment:1#fee")
+        return [PostResult(c.idempotency_key, external_id="P", error=error) for c in commands]
+
+    h.connector.then("a", answer)
+    await h.poster.post([payment("a", 1, invoice_n=1)])
+    [letter] = h.letters
+    assert letter.resolves_with == "payment:1#fee"
