@@ -4,6 +4,12 @@ A row with `external_id` NULL is a *pending intent*: a create for that source wa
 was about to be sent) and its outcome is unknown. Connectors write it before the HTTP call
 and look for the document in the ledger before creating it again (see the Xero connector).
 `record()` turns an intent into a binding; an existing binding is never overwritten.
+
+One marker row per (tenant, ledger), source id `ORGANISATION`, holds the ledger organisation
+the tenant's bindings live in (`set_organisation` when a connection is stored): the bindings
+are only true in that organisation, so connecting another one while documents are bound is
+refused (a document would look "already bound" in an organisation that does not have it).
+Clearing a tenant's bindings clears the marker with them.
 """
 
 from __future__ import annotations
@@ -38,6 +44,46 @@ class Binding(Base):
             f"Binding({self.tenant_id!r}, {self.ledger!r}, {self.source_id!r} -> {self.external_id!r}, "
             f"kind={self.kind!r})"
         )
+
+
+ORGANISATION = "@organisation"  # marker row: external_id = the organisation of these bindings
+ORGANISATION_KIND = "organisation"
+
+
+def organisation(session: Session, tenant_id: str, ledger: str) -> str | None:
+    """The organisation the tenant's bindings were made in (None: not recorded)."""
+    row = session.get(Binding, (tenant_id, ledger, ORGANISATION))
+    return row.external_id if row is not None else None
+
+
+def has_documents(session: Session, tenant_id: str, ledger: str) -> bool:
+    """Whether any binding or pending intent (not the marker) exists for the tenant and ledger."""
+    stmt = (
+        select(Binding.source_id)
+        .where(Binding.tenant_id == tenant_id, Binding.ledger == ledger, Binding.source_id != ORGANISATION)
+        .limit(1)
+    )
+    return session.scalar(stmt) is not None
+
+
+def set_organisation(session: Session, tenant_id: str, ledger: str, organisation_id: str) -> None:
+    """Record (or replace) the organisation of the tenant's bindings. The caller checks and commits."""
+    row = session.get(Binding, (tenant_id, ledger, ORGANISATION))
+    if row is None:
+        session.add(
+            Binding(
+                tenant_id=tenant_id,
+                ledger=ledger,
+                source_id=ORGANISATION,
+                external_id=organisation_id,
+                kind=ORGANISATION_KIND,
+                idempotency_key=ORGANISATION,
+                created_at=utcnow(),
+            )
+        )
+    else:
+        row.external_id = organisation_id
+    session.flush()
 
 
 def get(session: Session, tenant_id: str, ledger: str, source_id: str) -> Binding | None:

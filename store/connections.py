@@ -92,6 +92,9 @@ class LedgerConnection(Base):
     ledger: Mapped[str] = mapped_column(String(32))
     organisation_id: Mapped[str] = mapped_column(String(64), doc="Xero tenantId / QBO realmId")
     organisation_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    connection_id: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, doc="the ledger's id of this connection (Xero: DELETE /connections/{id})"
+    )
     status: Mapped[str] = mapped_column(String(32), default="active")
     access_token_enc: Mapped[bytes] = mapped_column(LargeBinary)
     refresh_token_enc: Mapped[bytes] = mapped_column(LargeBinary)
@@ -165,6 +168,7 @@ def upsert(
     access_token: str,
     refresh_token: str,
     access_expires_at: datetime,
+    connection_id: str | None = None,
 ) -> LedgerConnection:
     """Create or replace the connection of (tenant, ledger); the caller commits."""
     row = get(session, tenant_id, ledger)
@@ -173,6 +177,7 @@ def upsert(
         session.add(row)
     row.organisation_id = organisation_id
     row.organisation_name = organisation_name
+    row.connection_id = connection_id
     row.day_parked_until = None
     row.set_tokens(
         cipher, access_token=access_token, refresh_token=refresh_token, access_expires_at=access_expires_at

@@ -7,9 +7,19 @@ Used by the web views (connect / callback / disconnect) and by `TokenManager` (r
     tokens = await oauth.finish(code, verifier)               # on the callback, after checking state
     orgs = await oauth.list_connections(tokens.access_token)  # let the user pick one if several
     with sessions() as s: oauth.store_connection(s, tenant_id, orgs[0], tokens); s.commit()
-    await oauth.disconnect(tenant_id)                         # revoke + delete the row
+    await oauth.disconnect(tenant_id)                         # DELETE /connections/{id} + the row
 
 Token-endpoint failures are classified with `translate()` (`invalid_grant` → AuthRevoked).
+
+Disconnecting removes *this tenant's* connection only (`DELETE /connections/{connectionId}`,
+the id stored with the row; rows stored before it was kept look it up by organisation). It
+does not call `/connect/revocation`: that revokes the refresh token *and every connection the
+Xero user gave the app*, which would cut off other tenants the same user authorised. The
+refresh token is simply dropped with the row (unused, it dies after 60 days).
+
+Connecting a tenant to a different organisation than the one its bindings were made in is
+refused (`OrganisationChanged`) while bindings exist: each would claim a document "already
+bound" that the new organisation does not have. Disconnect and clear the tenant's bindings first.
 """
 
 from __future__ import annotations
@@ -29,10 +39,10 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.errors import AuthRevoked, LedgerError, Rejected, Transient
+from connectors.errors import AuthRevoked, LedgerError, NotFound, Rejected, Transient
 from connectors.xero.settings import XeroSettings
 from connectors.xero.translate import translate, translate_transport
-from store import connections
+from store import bindings, connections
 from store.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,19 @@ class XeroOrganisation:
     name: str | None
     type: str
     auth_event_id: str | None = None
+
+
+class OrganisationChanged(ValueError):
+    """The tenant has documents bound in another organisation than the one being connected."""
+
+    def __init__(self, tenant_id: str, bound_in: str, connecting: str) -> None:
+        super().__init__(
+            f"tenant {tenant_id} has documents bound in organisation {bound_in}; disconnect and clear "
+            f"bindings before connecting organisation {connecting}"
+        )
+        self.tenant_id = tenant_id
+        self.bound_in = bound_in
+        self.connecting = connecting
 
 
 def _raise_for_token_response(response: httpx.Response) -> httpx.Response:
@@ -204,8 +227,17 @@ class XeroOAuth:
             for row in rows
         ]
 
+    async def delete_connection(self, access_token: str, connection_id: str) -> None:
+        """`DELETE /connections/{id}`: disconnect one organisation; the user's others stay."""
+        await self._plain(
+            "DELETE",
+            f"{self.settings.connections_url.rstrip('/')}/{connection_id}",
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        )
+
     async def revoke(self, refresh_token: str) -> None:
-        """Revoke the refresh token (Xero also removes the user's connections to the app)."""
+        """Revoke the refresh token. Careful: Xero also removes ALL of the user's connections to
+        the app (other tenants included); `disconnect` does not use it."""
         await self._plain(
             "POST",
             self.settings.revoke_url,
@@ -221,8 +253,22 @@ class XeroOAuth:
     def store_connection(
         self, session: Session, tenant_id: str, organisation: XeroOrganisation, tokens: TokenSet
     ) -> connections.LedgerConnection:
-        """Create or replace the tenant's Xero connection (tokens encrypted). The caller commits."""
+        """Create or replace the tenant's Xero connection (tokens encrypted). The caller commits.
+
+        Raises `OrganisationChanged` if the tenant has bindings made in another organisation.
+        """
         _, cipher = self._require_store()
+        existing = connections.get(session, tenant_id, LEDGER)
+        bound_in = bindings.organisation(session, tenant_id, LEDGER) or (
+            existing.organisation_id if existing is not None else None
+        )
+        if (
+            bound_in is not None
+            and bound_in != organisation.organisation_id
+            and bindings.has_documents(session, tenant_id, LEDGER)
+        ):
+            raise OrganisationChanged(tenant_id, bound_in, organisation.organisation_id)
+        bindings.set_organisation(session, tenant_id, LEDGER, organisation.organisation_id)
         return connections.upsert(
             session,
             cipher,
@@ -233,28 +279,42 @@ class XeroOAuth:
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token,
             access_expires_at=tokens.expires_at,
+            connection_id=organisation.connection_id,
         )
 
     async def disconnect(self, tenant_id: str) -> bool:
-        """Revoke the refresh token at Xero and delete the connection row; False if none existed.
+        """Remove this tenant's connection at Xero and delete the row; False if none existed.
 
-        A refresh token Xero already considers dead (`invalid_grant` / AuthRevoked) does not stop
-        the local delete; other failures (Transient, RateLimited) are raised and the row is kept.
+        `DELETE /connections/{connectionId}` with a valid access token (refreshed under the
+        connection's lock when needed); a connection Xero no longer has (404), or a dead token
+        (AuthRevoked: nothing more can be done at Xero with it), does not stop the local delete;
+        other failures (Transient, RateLimited) are raised and the row is kept.
         """
+        from connectors.xero.tokens import TokenManager  # tokens imports this module
+
         sessions, cipher = self._require_store()
 
-        def load() -> str | None:
+        def load() -> tuple[str | None, str] | None:
             with sessions() as session:
                 row = connections.get(session, tenant_id, LEDGER)
-                return row.refresh_token(cipher) if row is not None else None
+                return (row.connection_id, row.organisation_id) if row is not None else None
 
-        refresh_token = await asyncio.to_thread(load)
-        if refresh_token is None:
+        loaded = await asyncio.to_thread(load)
+        if loaded is None:
             return False
+        connection_id, organisation_id = loaded
         try:
-            await self.revoke(refresh_token)
-        except AuthRevoked:
-            log.info("xero refresh token of tenant %s already revoked", tenant_id)
+            access, _ = await TokenManager(sessions, cipher, self, clock=self._clock).access_token(tenant_id)
+            if connection_id is None:  # stored before connection ids were kept
+                orgs = await self.list_connections(access)
+                found = [o for o in orgs if o.organisation_id == organisation_id]
+                connection_id = found[0].connection_id if found else None
+            if connection_id is not None:
+                await self.delete_connection(access, connection_id)
+        except AuthRevoked as exc:
+            log.info("xero connection of tenant %s not removed at Xero (%s)", tenant_id, exc.message)
+        except NotFound:
+            log.info("xero connection of tenant %s was already gone at Xero", tenant_id)
 
         def delete() -> None:
             with sessions() as session:

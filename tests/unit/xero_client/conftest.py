@@ -38,6 +38,7 @@ XeroSpec = spec_module.XeroSpec
 
 BASE = "https://xero.test"
 ORG = "11111111-1111-1111-1111-111111111111"
+OTHER_ORG = "22222222-2222-2222-2222-222222222222"  # another organisation the same user authorised
 TENANT = "shop-1"
 
 
@@ -99,6 +100,10 @@ class FakeXero:
         self.idem: dict[str, tuple[bytes, bytes]] = {}  # key → (request body, response body)
         self.code_challenges: dict[str, str] = {}
         self.revoked: list[str] = []
+        self.connections: list[dict[str, Any]] = [
+            {"id": "c-1", "tenantId": ORG, "tenantType": "ORGANISATION", "tenantName": "Demo Ltd"},
+            {"id": "c-2", "tenantId": OTHER_ORG, "tenantType": "ORGANISATION", "tenantName": "Other Ltd"},
+        ]
 
     # ------------------------------------------------------------ helpers
 
@@ -133,18 +138,16 @@ class FakeXero:
         if path == "/connect/revocation":
             self.revoked.append(parse_qs(request.content.decode())["token"][0])
             return httpx.Response(200)
-        if path == "/connections":
-            return self.json(
-                [
-                    {
-                        "id": "c-1",
-                        "tenantId": ORG,
-                        "tenantType": "ORGANISATION",
-                        "tenantName": "Demo Ltd",
-                        "authEventId": "e-1",
-                    }
-                ]
-            )
+        if path.startswith("/connections"):
+            if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.access_tokens:
+                return self.json({"Type": "AuthenticationUnsuccessful"}, 401)
+            if request.method == "DELETE":
+                conn_id = path.rsplit("/", 1)[1]
+                if not any(c["id"] == conn_id for c in self.connections):
+                    return self.json({"Type": "NotFound"}, 404)
+                self.connections = [c for c in self.connections if c["id"] != conn_id]
+                return httpx.Response(204)
+            return self.json([{**c, "authEventId": "e-1"} for c in self.connections])
         assert path.startswith("/api.xro/2.0/"), path
         auth = request.headers.get("Authorization", "")
         assert request.headers["Accept"] == "application/json"

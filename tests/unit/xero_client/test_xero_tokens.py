@@ -18,6 +18,7 @@ from store import connections
 from store.base import utcnow
 
 ORG = "11111111-1111-1111-1111-111111111111"
+OTHER_ORG = "22222222-2222-2222-2222-222222222222"
 TENANT = "shop-1"
 
 
@@ -130,7 +131,7 @@ async def test_oauth_flow_with_pkce(oauth: Any, fake: Any, sessions: Any, cipher
     fake.code_challenges["code-1"] = query["code_challenge"]
     tokens = await oauth.finish("code-1", verifier)
     orgs = await oauth.list_connections(tokens.access_token)
-    assert [(o.organisation_id, o.name) for o in orgs] == [(ORG, "Demo Ltd")]
+    assert [(o.organisation_id, o.name) for o in orgs] == [(ORG, "Demo Ltd"), (OTHER_ORG, "Other Ltd")]
     with sessions() as s:
         oauth.store_connection(s, TENANT, orgs[0], tokens)
         s.commit()
@@ -141,7 +142,8 @@ async def test_oauth_flow_with_pkce(oauth: Any, fake: Any, sessions: Any, cipher
         await oauth.finish("code-2", "not-the-verifier")
 
     assert await oauth.disconnect(TENANT) is True
-    assert fake.revoked == [tokens.refresh_token]
+    assert fake.revoked == []  # /connect/revocation would remove the user's other connections too
+    assert [c["id"] for c in fake.connections] == ["c-2"]
     with sessions() as s:
         assert connections.get(s, TENANT, "xero") is None
     assert await oauth.disconnect(TENANT) is False
