@@ -1,6 +1,7 @@
 """Xero connect flow and connection health on the worker's web server.
 
-    GET  /connect/xero?tenant=ID            API token → 302 to Xero's consent page
+    GET  /connect/xero?tenant=ID            API token → a one-time start link on this server
+    GET  /connect/xero/start?ticket=T       the merchant's browser: binding cookie, 302 to Xero
     GET  /connect/xero/callback?code&state  Xero sends the browser back here
     POST /connect/xero/callback             the organisation picker's form (several orgs)
     POST /connect/xero/disconnect?tenant=ID API token → revoke at Xero, delete the connection
@@ -9,10 +10,21 @@
 Authentication: starting and removing a connection needs the operations API bearer token
 (`LEDGERSTREAM_API_TOKEN`, `streams.views.auth.require_api_token`). A browser cannot send a
 bearer header, so an operator's tool calls `GET /connect/xero?tenant=ID` with the token and
-`Accept: application/json`, receives `{"authorize_url": ...}` and hands that URL to the
-merchant (without that header the answer is the 302 itself). The callback needs no token: the
-one-time `state` (32 random characters, single use, 10 minutes) is what authenticates it, and
-PKCE (S256) binds the code to this worker's verifier.
+`Accept: application/json`, receives `{"start_url": ".../connect/xero/start?ticket=…"}` and
+hands that link to the merchant (without that header the answer is a 302 to the link). The
+ticket is random, single use and valid 10 minutes.
+
+The flow is tied to the browser that opened the start link: `/connect/xero/start` begins the
+OAuth flow (state + PKCE verifier kept here) and sets a cookie holding the state, signed with
+a key of this process (`HttpOnly`, `SameSite=Lax` so it comes back on Xero's top-level redirect,
+`Path=/connect/xero`, `Secure` when the redirect URI is https), then redirects to Xero. The
+callback and the organisation picker require that cookie to carry the same state: an
+authorize URL (or a code) that reaches another browser — copied, leaked, forwarded — cannot
+connect someone else's Xero organisation to the tenant. The start link itself is the bearer
+credential until it is first opened, so hand it over a trusted channel (a second opener finds
+it used; the merchant then asks for a new one). One flow per browser at a time: starting
+another replaces the cookie and the first callback is refused. PKCE (S256) still binds the
+code to this worker's verifier.
 
 Pending authorisations live in this process's memory, not in the database (a table would need
 a migration in a chain others are editing right now). Limitation: the callback must reach the
@@ -28,6 +40,7 @@ the chosen organisation id. Tokens from the code exchange wait in memory (same 1
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import logging
 import secrets
@@ -38,6 +51,8 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from faust.web import View
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from yarl import URL
 
 from connectors.errors import LedgerError
 from connectors.protocol import Quota
@@ -52,6 +67,8 @@ from streams.views.auth import require_api_token
 log = logging.getLogger(__name__)
 
 PENDING_SECONDS = 600.0
+BROWSER_COOKIE = "ledgerstream_xero_connect"
+COOKIE_PATH = "/connect/xero"
 V = TypeVar("V")
 
 
@@ -63,6 +80,7 @@ class PendingAuth:
 
 @dataclass(frozen=True)
 class PendingPick:
+    state: str = field(repr=False)  # the flow's state: the picker needs the same browser cookie
     tenant_id: str
     tokens: TokenSet = field(repr=False)
     organisations: tuple[XeroOrganisation, ...]
@@ -79,6 +97,11 @@ class Expiring(Generic[V]):
         self._purge()
         self._items[key] = (time.monotonic() + self.ttl, value)
 
+    def peek(self, key: str) -> V | None:
+        self._purge()
+        entry = self._items.get(key)
+        return entry[1] if entry is not None else None
+
     def pop(self, key: str) -> V | None:
         self._purge()
         entry = self._items.pop(key, None)
@@ -94,8 +117,52 @@ class Expiring(Generic[V]):
             del self._items[key]
 
 
+pending_start: Expiring[str] = Expiring()  # start ticket -> tenant id
 pending_auth: Expiring[PendingAuth] = Expiring()
 pending_pick: Expiring[PendingPick] = Expiring()
+# Signs the browser-binding cookie. A key per process is enough: the pending flows it protects
+# live in this process's memory too.
+_browser_signer = URLSafeTimedSerializer(secrets.token_urlsafe(32), salt="ledgerstream-xero-connect")
+
+
+def _bind_browser(response: web.StreamResponse, state: str, secure: bool) -> None:
+    response.set_cookie(
+        BROWSER_COOKIE,
+        _browser_signer.dumps({"state": state}),
+        max_age=int(PENDING_SECONDS),
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=secure,
+    )
+
+
+def _same_browser(request: web.Request, state: str) -> bool:
+    """True when this browser's cookie was set by the start link of the flow with `state`."""
+    cookie = request.cookies.get(BROWSER_COOKIE)
+    if not cookie or not state:
+        return False
+    try:
+        data = _browser_signer.loads(cookie, max_age=PENDING_SECONDS)
+    except BadSignature:  # includes SignatureExpired
+        return False
+    bound = data.get("state") if isinstance(data, dict) else None
+    return isinstance(bound, str) and hmac.compare_digest(bound.encode(), state.encode())
+
+
+def _start_url(ticket: str) -> str:
+    """The start link on this server: the redirect URI's origin, so the cookie it sets is the
+    one the callback (same host) receives."""
+    origin = URL(oauth().settings.redirect_uri).origin()
+    return str(origin.with_path("/connect/xero/start").with_query(ticket=ticket))
+
+
+def _other_browser() -> web.Response:
+    return _problem(
+        "This Xero authorisation was started in another browser (or its cookie expired). "
+        "Open the connection link you were given in this browser and try again.",
+        403,
+    )
 
 
 @cache
@@ -128,6 +195,12 @@ def _tenant_param(request: web.Request) -> str:
 
 
 async def _store(tenant_id: str, organisation: XeroOrganisation, tokens: TokenSet) -> web.Response:
+    response = await _store_connection(tenant_id, organisation, tokens)
+    response.del_cookie(BROWSER_COOKIE, path=COOKIE_PATH)  # the flow is over
+    return response
+
+
+async def _store_connection(tenant_id: str, organisation: XeroOrganisation, tokens: TokenSet) -> web.Response:
     flow = oauth()
 
     def work() -> None:
@@ -162,14 +235,29 @@ def _picker(token: str, pick: PendingPick) -> web.Response:
 @app.page("/connect/xero")
 class ConnectXero(View):
     async def get(self, request: web.Request) -> web.Response:
-        """Start the authorisation-code flow for `?tenant=ID` (API token required)."""
+        """A one-time start link for `?tenant=ID` (API token required), for the merchant's browser."""
         require_api_token(request)
         tenant = _tenant_param(request)
+        ticket = secrets.token_urlsafe(32)
+        pending_start.put(ticket, tenant)
+        url = _start_url(ticket)
+        if "application/json" in request.headers.get("Accept", ""):
+            return web.json_response({"start_url": url, "expires_in": int(PENDING_SECONDS)})
+        raise web.HTTPFound(url)
+
+
+@app.page("/connect/xero/start")
+class ConnectXeroStart(View):
+    async def get(self, request: web.Request) -> web.Response:
+        """The merchant's browser: begin the OAuth flow, bind it to this browser, go to Xero."""
+        tenant = pending_start.pop(request.query.get("ticket", ""))
+        if tenant is None:
+            return _problem("This connection link has expired or was already used; ask for a new one.")
         url, state, verifier = oauth().start(tenant)
         pending_auth.put(state, PendingAuth(tenant, verifier))
-        if "application/json" in request.headers.get("Accept", ""):
-            return web.json_response({"authorize_url": url, "expires_in": int(PENDING_SECONDS)})
-        raise web.HTTPFound(url)
+        response = web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+        _bind_browser(response, state, secure=URL(oauth().settings.redirect_uri).scheme == "https")
+        return response
 
 
 @app.page("/connect/xero/callback")
@@ -177,7 +265,11 @@ class ConnectXeroCallback(View):
     async def get(self, request: web.Request) -> web.Response:
         """Xero's redirect: check the state, exchange the code, store or offer a choice."""
         query = request.query
-        pending = pending_auth.pop(query.get("state", ""))
+        state = query.get("state", "")
+        if not _same_browser(request, state):  # checked first: another browser cannot use up the flow
+            log.warning("xero connect: callback from a browser that did not start the flow, refused")
+            return _other_browser()
+        pending = pending_auth.pop(state)
         if pending is None:
             return _problem("This link has expired or was already used (or reached another worker).")
         if "error" in query:
@@ -197,15 +289,20 @@ class ConnectXeroCallback(View):
         if len(organisations) == 1:
             return await _store(pending.tenant_id, organisations[0], tokens)
         token = secrets.token_urlsafe(32)
-        pick = PendingPick(pending.tenant_id, tokens, tuple(organisations))
+        pick = PendingPick(state, pending.tenant_id, tokens, tuple(organisations))
         pending_pick.put(token, pick)
         return _picker(token, pick)
 
     async def post(self, request: web.Request) -> web.Response:
         """The picker's form: `state` (single-use pick token) and `organisation_id`."""
         form = await request.post()
-        pick = pending_pick.pop(str(form.get("state", "")))
+        token = str(form.get("state", ""))
+        pick = pending_pick.peek(token)
         if pick is None:
+            return _problem("This choice has expired or was already made.")
+        if not _same_browser(request, pick.state):  # the right browser may still choose
+            return _other_browser()
+        if pending_pick.pop(token) is None:  # single use (a concurrent POST took it)
             return _problem("This choice has expired or was already made.")
         wanted = str(form.get("organisation_id", ""))
         chosen = next((o for o in pick.organisations if o.organisation_id == wanted), None)

@@ -1,8 +1,11 @@
 """The Xero connect flow through the worker's web views, on the real broker, PostgreSQL and sandbox.
 
-GET /connect/xero (API token) → 302 to the sandbox's authorize → 302 to the worker's callback
-→ code exchanged with PKCE → organisation picked → connection stored (encrypted) → health shows
-it → `ledgerstream xero check` talks to Xero with it → disconnect revokes and deletes it.
+GET /connect/xero (API token) → one-time start link on the worker → the merchant's browser opens
+it (gets the binding cookie) → 302 to the sandbox's authorize → 302 to the worker's callback
+→ cookie matches the state → code exchanged with PKCE → organisation picked → connection stored
+(encrypted) → health shows it → `ledgerstream xero check` talks to Xero with it → disconnect
+revokes and deletes it. A browser without the cookie (someone else holding the authorize URL)
+is refused. Each `httpx.Client` is one browser: it keeps its cookies.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from streams.devstack import Stack
 
 TOKEN = "it-api-token"
 TENANT = "acme-uk"
+BROWSER_COOKIE = "ledgerstream_xero_connect"
 
 
 @pytest.fixture
@@ -40,21 +44,47 @@ def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
 
 
-def authorize_and_return(stack: Stack, http: httpx.Client) -> httpx.Response:
-    """Start on the worker, follow the consent redirect to the sandbox, then back to the callback."""
-    start = http.get(f"{stack.web_url}/connect/xero", params={"tenant": TENANT}, headers=auth())
-    assert start.status_code == 302, start.text
-    authorize_url = start.headers["location"]
+def start_link(stack: Stack) -> str:
+    """What the operator's tool gets (API token): the one-time start link for the merchant."""
+    start = httpx.get(
+        f"{stack.web_url}/connect/xero",
+        params={"tenant": TENANT},
+        headers={**auth(), "Accept": "application/json"},
+        timeout=10,
+    )
+    assert start.status_code == 200, start.text
+    link = start.json()["start_url"]
+    assert link.startswith(f"{stack.web_url}/connect/xero/start?ticket=")
+    return link
+
+
+def open_start_link(stack: Stack, http: httpx.Client, link: str) -> str:
+    """The merchant's browser opens the start link: binding cookie set, redirected to Xero."""
+    bound = http.get(link)
+    assert bound.status_code == 302, bound.text
+    cookie = bound.headers["set-cookie"]
+    assert cookie.startswith(f"{BROWSER_COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/connect/xero" in cookie
+    authorize_url = bound.headers["location"]
     assert authorize_url.startswith(f"{stack.sandbox_url}/identity/connect/authorize")
     query = parse_qs(urlparse(authorize_url).query)
     assert query["code_challenge_method"] == ["S256"]
     assert query["redirect_uri"] == [stack.worker_callback]
+    return authorize_url
 
-    consent = http.get(authorize_url)
-    assert consent.status_code == 302, consent.text
-    callback = consent.headers["location"]
+
+def consent(stack: Stack, http: httpx.Client, authorize_url: str) -> httpx.Response:
+    """Consent at the sandbox, follow its redirect back to the worker's callback."""
+    answer = http.get(authorize_url)
+    assert answer.status_code == 302, answer.text
+    callback = answer.headers["location"]
     assert callback.startswith(stack.worker_callback)
     return http.get(callback)
+
+
+def authorize_and_return(stack: Stack, http: httpx.Client) -> httpx.Response:
+    """Start on the worker, open the link in `http` (the browser), consent, back to the callback."""
+    return consent(stack, http, open_start_link(stack, http, start_link(stack)))
 
 
 def test_connect_requires_the_api_token(web_stack: Stack) -> None:
@@ -76,6 +106,13 @@ def test_connect_picks_one_of_two_organisations_then_health_check_and_disconnect
         assert web_stack.connection(TENANT) is None
         token = re.search(r"name='state' value='([^']+)'", page.text)
         assert token is not None
+
+        with httpx.Client(follow_redirects=False, timeout=30) as other_browser:
+            stolen = other_browser.post(
+                web_stack.worker_callback, data={"state": token[1], "organisation_id": us_id}
+            )
+            assert stolen.status_code == 403  # the pick token alone is not enough
+        assert web_stack.connection(TENANT) is None
 
         forged = http.post(
             web_stack.worker_callback, data={"state": "not-the-token", "organisation_id": us_id}
@@ -122,6 +159,43 @@ def test_connect_picks_one_of_two_organisations_then_health_check_and_disconnect
     assert "no Xero connection" in failed.stderr
 
 
+def test_the_start_link_is_single_use_and_a_plain_redirect_without_json(web_stack: Stack) -> None:
+    start = httpx.get(
+        f"{web_stack.web_url}/connect/xero", params={"tenant": TENANT}, headers=auth(), timeout=10
+    )
+    assert start.status_code == 302
+    link = start.headers["location"]
+    assert link.startswith(f"{web_stack.web_url}/connect/xero/start?ticket=")
+    assert (
+        "identity/connect/authorize" not in link
+    )  # nothing of the OAuth flow leaves before a browser opens it
+    with httpx.Client(follow_redirects=False, timeout=30) as merchant:
+        open_start_link(web_stack, merchant, link)
+    with httpx.Client(follow_redirects=False, timeout=30) as second:
+        again = second.get(link)
+        assert again.status_code == 400 and "already used" in again.text
+        assert BROWSER_COOKIE not in second.cookies
+
+
+def test_a_callback_in_another_browser_is_refused(web_stack: Stack) -> None:
+    """Whoever gets hold of the authorize URL cannot consent with their own organisation."""
+    with httpx.Client(follow_redirects=False, timeout=30) as merchant:
+        authorize_url = open_start_link(web_stack, merchant, start_link(web_stack))
+        with httpx.Client(follow_redirects=False, timeout=30) as someone_else:
+            refused = consent(web_stack, someone_else, authorize_url)
+            assert refused.status_code == 403, refused.text
+            assert "started in another browser" in refused.text
+        assert web_stack.connection(TENANT) is None
+        # A forged cookie does not help either.
+        with httpx.Client(follow_redirects=False, timeout=30) as forger:
+            forger.cookies.set(BROWSER_COOKIE, "eyJzdGF0ZSI6IngifQ.forged.sig", domain="127.0.0.1")
+            assert consent(web_stack, forger, authorize_url).status_code == 403
+        # The merchant's own browser still completes the flow (the refusal did not use it up).
+        page = consent(web_stack, merchant, authorize_url)
+        assert page.status_code == 200, page.text
+        assert "Demo UK Ltd" in page.text and "Demo US Inc" in page.text  # the picker
+
+
 def test_single_organisation_is_stored_directly_and_a_stale_state_is_refused(
     make_stack: Callable[[], Stack],
 ) -> None:
@@ -135,8 +209,9 @@ def test_single_organisation_is_stored_directly_and_a_stale_state_is_refused(
         page = authorize_and_return(stack, http)
         assert page.status_code == 200, page.text
         assert "Connected to Xero" in page.text and "Demo UK Ltd" in page.text
+        assert BROWSER_COOKIE not in http.cookies  # the flow is over: its cookie is cleared
         again = http.get(stack.worker_callback, params={"code": "whatever", "state": "unknown"})
-        assert again.status_code == 400
+        assert again.status_code == 403
     connection = stack.connection(TENANT)
     assert connection is not None and connection["organisation_name"] == "Demo UK Ltd"
     listing = _cli(stack, "xero", "connections", "--format", "json")
