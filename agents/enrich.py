@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+from prometheus_client import Counter
+
 from accounting.state import OrderState
 from accounting.summary import SummaryContribution
-from agents.enrichment import enrich
+from agents.enrichment import enrich, route_tenant_config
 from schemas.dead_letter import DeadLetter, SourcePosition
 from schemas.tenant import TenantConfig
 from streams.app import (
@@ -27,11 +30,33 @@ from streams.app import (
 
 log = logging.getLogger(__name__)
 
+rule_warnings = Counter(
+    "ledgerstream_rule_warnings_total",
+    "Things the accounting rules left out on purpose and said so (e.g. fee_dropped).",
+    ["warning"],
+    registry=metrics.registry,
+)
+
+_parsed: dict[str, tuple[str, TenantConfig]] = {}
+"""tenant id → (the stored JSON, the config parsed from it): parsed once per stored version."""
+
 
 def tenant_config(tenant_id: str) -> TenantConfig | None:
-    """The tenant's loaded configuration (the global tenant-config table), or None."""
+    """The tenant's loaded configuration (the global tenant-config table), or None.
+
+    Parsed once per stored record (tenant, version), not per event; raises
+    `pydantic.ValidationError` when the stored record no longer validates.
+    """
     raw = tenant_configs.get(tenant_id)
-    return TenantConfig.model_validate_json(raw) if raw else None
+    if not raw:
+        _parsed.pop(tenant_id, None)
+        return None
+    cached = _parsed.get(tenant_id)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    config = TenantConfig.model_validate_json(raw)
+    _parsed[tenant_id] = (raw, config)
+    return config
 
 
 def _state_for(order_id: str) -> OrderState | None:
@@ -53,6 +78,7 @@ async def enrich_orders(stream):  # type: ignore[no-untyped-def]
         source = SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
         result = enrich(
             event.value,
+            key=event.key,
             source=source,
             config_for=tenant_config,
             state_for=_state_for,
@@ -81,25 +107,41 @@ async def enrich_orders(stream):  # type: ignore[no-untyped-def]
             order_state[result.order_id] = result.state.model_dump_json()
         if result.dead_letter is not None:
             await send_dead_letter(result.dead_letter)
+        for letter in result.unapplied:
+            await send_dead_letter(letter)
+        for warning in result.warnings:
+            rule_warnings.labels(warning).inc()
         metrics.events.labels(result.outcome.kind, result.outcome.reason_code).inc()
         log.info("event %s: %s (%s)", message.offset, result.outcome.kind, result.outcome.reason)
 
 
 @app.agent(tenant_config_topic)
 async def load_tenant_config(stream):  # type: ignore[no-untyped-def]
-    """Materialise the compacted tenant-config topic; invalid records are dead-lettered."""
+    """Materialise the compacted tenant-config topic (see `agents.enrichment.route_tenant_config`):
+    invalid or wrongly keyed records are dead-lettered, tombstones delete the tenant."""
     async for event in stream.events():
-        tenant_id = (event.key or b"").decode()
-        try:
-            config = TenantConfig.model_validate_json(event.value)
-        except ValueError as exc:
-            log.error("tenant config for %r rejected: %s", tenant_id, exc)
-            continue
-        current = tenant_config(config.tenant_id)
-        if current is None or current.version <= config.version:
-            tenant_configs[config.tenant_id] = config.model_dump_json()
-            metrics.tenant_config_version.labels(config.tenant_id).set(config.version)
-            log.info("tenant %s config version %s loaded", config.tenant_id, config.version)
+        message = event.message
+        source = SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
+        update = route_tenant_config(
+            event.key, event.value, current=tenant_config, source=source, now=datetime.now(UTC)
+        )
+        tenant_id = update.tenant_id
+        if update.action == "store" and update.config is not None:
+            tenant_configs[tenant_id] = update.config.model_dump_json()
+            metrics.tenant_config_version.labels(tenant_id).set(update.config.version)
+            log.info("tenant %s config version %s loaded", tenant_id, update.config.version)
+        elif update.action == "delete":
+            if tenant_id in tenant_configs:
+                del tenant_configs[tenant_id]
+            _parsed.pop(tenant_id, None)
+            with contextlib.suppress(KeyError):  # no gauge yet for this tenant
+                metrics.tenant_config_version.remove(tenant_id)
+            log.warning("tenant %s config deleted (tombstone at %s)", tenant_id, source)
+        elif update.action == "dead_letter" and update.dead_letter is not None:
+            log.error("tenant config at %s (key %r) rejected: %s", source, tenant_id, update.reason)
+            await send_dead_letter(update.dead_letter)
+        else:
+            log.info("tenant config at %s (key %r) ignored: %s", source, tenant_id, update.reason)
 
 
 def _contribution_json(part: SummaryContribution) -> bytes:
@@ -110,7 +152,12 @@ def _contribution_json(part: SummaryContribution) -> bytes:
 async def _report_recovered_versions() -> None:
     """After a (re)start the table is filled from its changelog, not by the loading agent: report
     the versions it recovered, so `ledgerstream_tenant_config_version` is right from the start."""
-    for raw in list(tenant_configs.values()):
-        if raw:
+    for tenant_id, raw in list(tenant_configs.items()):
+        if not raw:
+            continue
+        try:
             config = TenantConfig.model_validate_json(raw)
-            metrics.tenant_config_version.labels(config.tenant_id).set(config.version)
+        except ValueError as exc:
+            log.error("recovered config of tenant %s no longer validates: %s", tenant_id, exc)
+            continue
+        metrics.tenant_config_version.labels(config.tenant_id).set(config.version)

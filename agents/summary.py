@@ -11,6 +11,10 @@ The summaries topic is keyed by tenant id and carries two kinds of record:
   (part + 1). Table writes happen only here, inside the stream. Books are never deleted: a
   late contribution must find the part counter (the dedup keys are dropped after `keep_days`).
 
+One tenant's trouble (a configuration that no longer loads, a zone that fails, a close that
+raises) is logged, counted in `ledgerstream_summary_errors_total{stage}` and skipped: the other
+tenants' days still close, and the timer asks again on its next tick.
+
 A crash between sending the documents and storing the emptied book closes the same part again:
 the same source ids and idempotency keys, so the ledger connector binds, never duplicates.
 Contributions that arrive after a close are closed as the next part (`summary:…:2`).
@@ -23,6 +27,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +51,12 @@ class SummarySettings(BaseSettings):
 
 
 summary_settings = SummarySettings()
+summary_errors = Counter(
+    "ledgerstream_summary_errors_total",
+    "Daily-summary books skipped because of an error (stage: due_check, close); retried next tick.",
+    ["stage"],
+    registry=metrics.registry,
+)
 contribution_adapter: TypeAdapter[SummaryContribution] = TypeAdapter(SummaryContribution)
 
 # DayBook JSON by DayBook.key_of(...); written only by `summarise`, on the summaries topic's partitions.
@@ -69,7 +80,7 @@ async def summarise(stream):  # type: ignore[no-untyped-def]
         try:
             record = json.loads(event.value)
             if isinstance(record, dict) and "close" in record:
-                await _close(str(record["close"]))
+                await _close_logged(str(record["close"]))
                 continue
             part = contribution_adapter.validate_python(record)
         except (ValueError, ValidationError) as exc:
@@ -92,6 +103,15 @@ async def summarise(stream):  # type: ignore[no-untyped-def]
             day_books[key] = book.model_dump_json()
         else:
             log.info("summary contribution %s already added to %s", part.dedup_key, key)
+
+
+async def _close_logged(key: str) -> None:
+    """`_close`, with any error logged and counted: the book stays open and is asked again."""
+    try:
+        await _close(key)
+    except Exception:  # one tenant's book must not stop the agent: log, count, ask again next tick
+        summary_errors.labels("close").inc()
+        log.exception("cannot close summary book %s; it stays open and is retried on the next tick", key)
 
 
 async def _close(key: str) -> None:
@@ -133,6 +153,12 @@ async def close_due_days() -> None:
     grace = timedelta(seconds=summary_settings.grace_seconds)
     keep = timedelta(days=summary_settings.keep_days)
     for key, raw in list(day_books.items()):
-        book = DayBook.model_validate_json(raw)
-        if book.due(now, _timezone(book.tenant_id), grace) or book.compactable(now, keep):
+        try:
+            book = DayBook.model_validate_json(raw)
+            ask = book.due(now, _timezone(book.tenant_id), grace) or book.compactable(now, keep)
+        except Exception:  # one tenant's config or zone must not stop the timer for all others
+            summary_errors.labels("due_check").inc()
+            log.exception("cannot tell whether summary book %s is due; skipped this tick", key)
+            continue
+        if ask:
             await summaries_topic.send(key=book.tenant_id.encode(), value=json.dumps({"close": key}).encode())

@@ -301,3 +301,81 @@ def test_invoice_header_from_policy(policy, status, due, reference, number, day)
     invoice = decision.commands[0]
     assert (invoice.status, str(invoice.due_date), invoice.document.reference) == (status, due, reference)
     assert (invoice.document.number, str(invoice.document.date)) == (number, day)
+
+
+@pytest.mark.parametrize(
+    ("vat_id", "country"),
+    [
+        pytest.param("DE123456789", "DE", id="de"),
+        pytest.param("de 123.456-789", "DE", id="de-spaced-lowercase"),
+        pytest.param("EL123456789", "GR", id="greece-uses-el"),
+        pytest.param("ATU12345678", "AT", id="at"),
+        pytest.param("NL123456789B01", "NL", id="nl"),
+        pytest.param("FRAB123456789", "FR", id="fr-letters-key"),
+        pytest.param("CZ12345678", "CZ", id="generic-format-country"),
+        pytest.param("DE", None, id="bare-prefix"),
+        pytest.param("DE ", None, id="bare-prefix-space"),
+        pytest.param("DE1", None, id="too-short"),
+        pytest.param("DE12345678", None, id="de-eight-digits"),
+        pytest.param("DE12345678X", None, id="de-letter"),
+        pytest.param("ATU1234567", None, id="at-short"),
+        pytest.param("IT1234567890", None, id="it-short"),
+        pytest.param("CZ12345678901234", None, id="too-long"),
+        pytest.param("123456789", None, id="no-prefix"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_vat_country_needs_a_plausible_vat_id(vat_id, country):
+    from accounting.tax import vat_country
+
+    assert vat_country(vat_id) == country
+
+
+def _b2b(vat_id: str, dest: str, home: str = "GB"):
+    from conftest import UK_TAX
+
+    from accounting.tax import is_reverse_charge
+
+    o = order(
+        line("a", "1", "100"),
+        address=Address(country=dest),
+        customer=Customer(company="Muster GmbH", vat_id=vat_id),
+        total="100.00",
+    )
+    return is_reverse_charge(o, UK_TAX.model_copy(update={"home_country": home}))
+
+
+@pytest.mark.parametrize(
+    ("vat_id", "dest", "home", "expected"),
+    [
+        pytest.param("DE123456789", "DE", "GB", True, id="other-eu-country"),
+        pytest.param("DE", "DE", "GB", False, id="bare-prefix-is-not-a-vat-id"),
+        pytest.param("DE12", "DE", "GB", False, id="de-number-too-short"),
+        pytest.param("FR12345678901", "DE", "DE", False, id="delivered-in-the-home-country"),
+        pytest.param("FR12345678901", "BE", "DE", True, id="foreign-id-to-another-eu-country"),
+        pytest.param("DE123456789", "FR", "DE", False, id="home-vat-id"),
+        pytest.param("DE123456789", "US", "GB", False, id="destination-outside-the-eu"),
+    ],
+)
+def test_reverse_charge_needs_a_plausible_foreign_vat_id_and_a_foreign_eu_destination(
+    vat_id, dest, home, expected
+):
+    assert _b2b(vat_id, dest, home) is expected
+
+
+def test_a_bare_vat_prefix_is_charged_the_destination_rate():
+    o = order(
+        line("a", "1", "100"),
+        address=Address(country="DE"),
+        customer=Customer(company="Muster GmbH", vat_id="DE"),
+        total="120.00",
+    )
+    [decision] = run(XERO, placed(o))
+    assert rows(decision.commands[0]) == [("a", "200", "OUTPUT2", "100.00", "20.00")]
+
+
+def test_template_fields_are_the_ones_documents_pass():
+    from accounting.documents import _fields
+    from schemas.tenant import TEMPLATE_FIELDS
+
+    assert set(_fields(order(line("a", "1", "1"), total="1.20"), "o1")) == set(TEMPLATE_FIELDS)

@@ -277,6 +277,52 @@ CASES = [
         id="duplicate-refund-id-under-a-new-event-id",
     ),
     pytest.param(
+        FUL,
+        [fulfilled(ORD, 3, fid="f1", lines={"a": "1"}), fulfilled(ORD, 4, fid="f1", lines={"a": "1"})],
+        [
+            ("emitted", "posted", [(INV, "order:o1:fulfillment:f1", "17.99")]),
+            ("skipped", "duplicate", []),
+        ],
+        id="duplicate-fulfillment-id-under-a-new-event-id",
+    ),
+    pytest.param(
+        PLACED,
+        [placed(ORD), captured("20.00", n=6), captured("20.00", n=6).model_copy(update={"event_id": "e7"})],
+        [
+            ("emitted", "posted", [(INV, "order:o1", "47.99")]),
+            ("emitted", "posted", [(PAY, "payment:o1:p6", "20.00")]),
+            ("skipped", "duplicate", []),
+        ],
+        id="duplicate-payment-id-under-a-new-event-id",
+    ),
+    pytest.param(
+        FUL,
+        [
+            captured("20.00", n=1),
+            captured("20.00", n=1).model_copy(update={"event_id": "e2"}),
+            fulfilled(ORD),
+        ],
+        [
+            ("parked", "waiting_for_invoice", []),
+            ("skipped", "duplicate", []),
+            (
+                "emitted",
+                "posted",
+                [(INV, "order:o1:fulfillment:f3", "47.99"), (PAY, "payment:o1:p1", "20.00")],
+            ),
+        ],
+        id="duplicate-parked-payment-id-is-parked-once",
+    ),
+    pytest.param(
+        PLACED,
+        [captured("50.00", n=1), placed(ORD, 2)],
+        [
+            ("parked", "waiting_for_invoice", []),
+            ("emitted", "posted", [(INV, "order:o1", "47.99"), (PAY, "payment:o1:p1", "47.99")]),
+        ],
+        id="over-payment-first-applies-what-is-due",
+    ),
+    pytest.param(
         uk_config(("xero", "quickbooks", "moloni"), trigger="placed"),
         [placed(ORD)],
         [
@@ -454,3 +500,84 @@ def test_destination_address_beats_billing_for_tax():
     [decision] = run(PLACED, placed(o))
     assert rows(decision.commands[0])[0][2] == "EXEMPTOUTPUT"
     assert decision.commands[0].document.contact.country == "GB"
+
+
+def test_a_shipment_re_sent_under_a_new_event_id_is_not_counted_twice():
+    """Trigger placed: shipments are only recorded; a repeat must not double the shipped quantity."""
+    first = fulfilled(ORD, 3, fid="f1", lines={"a": "1"})
+    again = first.model_copy(update={"event_id": "e4"})
+    *_, last = run(PLACED, placed(ORD), first, again)
+    assert (last.outcome.kind, last.outcome.reason_code) == ("skipped", "duplicate")
+    assert last.state.fulfilled == {"a": 1}
+    assert last.state.fulfillment_ids == ["f1"]
+
+
+def test_states_stored_before_the_id_lists_still_load():
+    from accounting.state import OrderState
+
+    old = {"tenant_id": "acme", "order_id": "o1", "refund_ids": ["r1"]}
+    state = OrderState.model_validate(old)
+    assert (state.fulfillment_ids, state.payment_ids) == ([], [])
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([placed(ORD, 1), captured("50.00", n=2)], id="invoice-first"),
+        pytest.param([captured("50.00", n=1), placed(ORD, 2)], id="payment-first"),
+    ],
+)
+def test_over_payment_ends_in_a_dead_letter_whichever_arrives_first(events):
+    """47.99 invoiced, 50.00 paid: the 2.01 (invoice first: the whole payment) is dead-lettered
+    as an accounting_rule over-payment, and nothing of it stays parked."""
+    decisions = run(PLACED, *events)
+    letters = [
+        (d.outcome.reason_code, d.outcome.reason) for d in decisions if d.outcome.kind == "dead_letter"
+    ]
+    letters += [(u.code.value, u.reason) for d in decisions for u in d.unapplied]
+    [(code, reason)] = letters
+    assert code == "accounting_rule" and "over-payment" in reason
+    state = decisions[-1].state
+    assert state.ledgers["xero"].pending == []
+
+
+def test_over_payment_parked_over_partial_shipments_dead_letters_the_rest_at_the_last():
+    decisions = run(
+        FUL,
+        captured("50.00", n=1),
+        fulfilled(ORD, 3, lines={"a": "1"}),
+        fulfilled(ORD, 4, lines={"a": "2", "b": "1"}),
+    )
+    assert [summary(d)[2] for d in decisions[1:]] == [
+        [(INV, "order:o1:fulfillment:f3", "17.99"), (PAY, "payment:o1:p1", "17.99")],
+        [(INV, "order:o1:fulfillment:f4", "30.00"), (PAY, "payment:o1:p1:2", "30.00")],
+    ]
+    assert decisions[1].unapplied == ()
+    [rest] = decisions[2].unapplied
+    assert (rest.ledger, rest.payment_id, rest.event_id, str(rest.amount), rest.currency) == (
+        "xero",
+        "p1",
+        "e1",
+        "2.01",
+        "GBP",
+    )
+    assert "over-payment" in decisions[2].outcome.reason
+    assert decisions[2].state.ledgers["xero"].pending == []
+
+
+def test_a_gift_card_left_over_stays_parked_it_is_not_an_over_payment():
+    [decision] = run(PLACED, placed(GC))
+    assert decision.unapplied == ()
+    assert [p.kind for p in decision.state.ledgers["xero"].pending] == ["giftcard"]
+
+
+@pytest.mark.parametrize("first", ["invoice", "payment"])
+def test_a_fee_in_another_currency_is_dropped_and_said_so(first):
+    pay = captured("47.99", n=6, fee="0.50").model_copy(update={"fee_currency": "USD"})
+    events = [placed(ORD, 1), pay] if first == "invoice" else [pay, placed(ORD, 7)]
+    decisions = run(PLACED, *events)
+    [command] = [c for d in decisions for c in d.commands if c.kind == "payment.create"]
+    assert (command.amount, command.fee, command.fee_account_code) == (ORD.total, None, None)
+    paid_decision = decisions[1] if first == "invoice" else decisions[0]
+    assert "fee 0.50 USD dropped" in paid_decision.outcome.reason
+    assert paid_decision.warnings == ("fee_dropped",)
