@@ -1,8 +1,9 @@
 """One order's whole life through the real broker, the worker and the Xero sandbox.
 
 placed → fulfilled (part) → fulfilled (rest) → refund of one unit → payment, every event
-published twice: the command topic holds exactly the expected commands, in order, once each;
-the duplicates are counted as skipped; the sandbox ends with the documents to the cent, the
+published twice, then one shipment and the payment re-sent under new event ids: the command
+topic holds exactly the expected commands, in order, once each; the duplicates are counted as
+skipped; the sandbox ends with the documents to the cent, the
 gateway fee included (a spend-money bank transaction).
 A payment captured before anything shipped waits in the order state and is posted right
 after the invoice.
@@ -114,14 +115,17 @@ def test_lifecycle_published_twice_posts_each_document_once(running_stack: Stack
             fee="1.50",
         ),
     ]
-    stack.publish(encoded(events, times=2))
+    # An upstream system re-sending a shipment and a payment under new event ids (same ids).
+    resent = [dict(events[1], event_id=f"{oid}-e6"), dict(events[4], event_id=f"{oid}-e7")]
+    stack.publish(encoded(events, times=2) + encoded(resent))
 
-    # All ten copies read; each event once ends its own way, each second copy is a counted duplicate.
-    wait_until(lambda: sum(outcomes(stack).values()) == 10)
+    # All twelve read; each event once ends its own way, each second copy and each re-sent
+    # shipment / payment is a counted duplicate.
+    wait_until(lambda: sum(outcomes(stack).values()) == 12)
     assert outcomes(stack) == {
         ("skipped", "not_trigger"): 1,
         ("emitted", "posted"): 4,
-        ("skipped", "duplicate"): 5,
+        ("skipped", "duplicate"): 7,
     }
     wait_until(lambda: len(org(stack)["payments"]) == 2, timeout=90)
     wait_until(lambda: org(stack)["bank_transactions"], timeout=30)  # the fee follows its payment
