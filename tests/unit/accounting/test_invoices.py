@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Address, Customer, line, order, placed, rows, run, uk_config
+from conftest import UK_TAX, Address, Customer, line, order, placed, rows, run, uk_config
 
+from accounting.tax import is_reverse_charge, vat_country
 from schemas.commands import CreateInvoice, CreatePayment
 
 XERO = uk_config(trigger="placed")
@@ -326,16 +327,10 @@ def test_invoice_header_from_policy(policy, status, due, reference, number, day)
     ],
 )
 def test_vat_country_needs_a_plausible_vat_id(vat_id, country):
-    from accounting.tax import vat_country
-
     assert vat_country(vat_id) == country
 
 
 def _b2b(vat_id: str, dest: str, home: str = "GB"):
-    from conftest import UK_TAX
-
-    from accounting.tax import is_reverse_charge
-
     o = order(
         line("a", "1", "100"),
         address=Address(country=dest),
