@@ -46,7 +46,12 @@ async def resend(command: PostingCommand) -> None:
 
 def _posting_agent(ledger: str):  # type: ignore[no-untyped-def]
     async def post(stream):  # type: ignore[no-untyped-def]
-        """Commands keyed by tenant: this worker owns those tenants' quota."""
+        """Commands keyed by tenant: this worker owns those tenants' quota.
+
+        `stream.take` acks every buffered event when the loop body ends, even by cancellation
+        (SIGTERM, rebalance): `Poster.post` therefore parks (`parked.RETRY`) what it had not
+        finished before letting a CancelledError through, and the redrive timer re-sends it.
+        """
         async for batch in stream.take(poster(ledger).connector.max_batch, within=conf.post_batch_window):
             commands = []
             for raw in batch:
