@@ -5,11 +5,11 @@ was about to be sent) and its outcome is unknown. Connectors write it before the
 and look for the document in the ledger before creating it again (see the Xero connector).
 `record()` turns an intent into a binding; an existing binding is never overwritten.
 
-One marker row per (tenant, ledger), source id `ORGANISATION`, holds the ledger organisation
-the tenant's bindings live in (`set_organisation` when a connection is stored): the bindings
+`binding_organisations` holds, per (tenant, ledger), the ledger organisation the bindings were
+made in (`set_organisation` when a connection is stored; it outlives a disconnect): bindings
 are only true in that organisation, so connecting another one while documents are bound is
 refused (a document would look "already bound" in an organisation that does not have it).
-Clearing a tenant's bindings clears the marker with them.
+`clear()` deletes a tenant's bindings together with it.
 """
 
 from __future__ import annotations
@@ -46,44 +46,49 @@ class Binding(Base):
         )
 
 
-ORGANISATION = "@organisation"  # marker row: external_id = the organisation of these bindings
-ORGANISATION_KIND = "organisation"
+class BoundOrganisation(Base):
+    """The ledger organisation a tenant's bindings were made in (outlives the connection row)."""
+
+    __tablename__ = "binding_organisations"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ledger: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 def organisation(session: Session, tenant_id: str, ledger: str) -> str | None:
     """The organisation the tenant's bindings were made in (None: not recorded)."""
-    row = session.get(Binding, (tenant_id, ledger, ORGANISATION))
-    return row.external_id if row is not None else None
+    row = session.get(BoundOrganisation, (tenant_id, ledger))
+    return row.organisation_id if row is not None else None
 
 
 def has_documents(session: Session, tenant_id: str, ledger: str) -> bool:
-    """Whether any binding or pending intent (not the marker) exists for the tenant and ledger."""
-    stmt = (
-        select(Binding.source_id)
-        .where(Binding.tenant_id == tenant_id, Binding.ledger == ledger, Binding.source_id != ORGANISATION)
-        .limit(1)
-    )
+    """Whether any binding or pending intent exists for the tenant and ledger."""
+    stmt = select(Binding.source_id).where(Binding.tenant_id == tenant_id, Binding.ledger == ledger).limit(1)
     return session.scalar(stmt) is not None
 
 
 def set_organisation(session: Session, tenant_id: str, ledger: str, organisation_id: str) -> None:
     """Record (or replace) the organisation of the tenant's bindings. The caller checks and commits."""
-    row = session.get(Binding, (tenant_id, ledger, ORGANISATION))
+    row = session.get(BoundOrganisation, (tenant_id, ledger))
     if row is None:
-        session.add(
-            Binding(
-                tenant_id=tenant_id,
-                ledger=ledger,
-                source_id=ORGANISATION,
-                external_id=organisation_id,
-                kind=ORGANISATION_KIND,
-                idempotency_key=ORGANISATION,
-                created_at=utcnow(),
-            )
-        )
+        session.add(BoundOrganisation(tenant_id=tenant_id, ledger=ledger, organisation_id=organisation_id))
     else:
-        row.external_id = organisation_id
+        row.organisation_id = organisation_id
     session.flush()
+
+
+def clear(session: Session, tenant_id: str, ledger: str) -> int:
+    """Delete every binding and intent of the tenant in `ledger`, and their organisation (before
+    connecting the tenant to another organisation). Returns the rows deleted; caller commits."""
+    result = session.execute(delete(Binding).where(Binding.tenant_id == tenant_id, Binding.ledger == ledger))
+    session.execute(
+        delete(BoundOrganisation).where(
+            BoundOrganisation.tenant_id == tenant_id, BoundOrganisation.ledger == ledger
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 def get(session: Session, tenant_id: str, ledger: str, source_id: str) -> Binding | None:
