@@ -57,7 +57,7 @@ from yarl import URL
 from connectors.errors import LedgerError
 from connectors.protocol import Quota
 from connectors.xero import health
-from connectors.xero.oauth import TokenSet, XeroOAuth, XeroOrganisation
+from connectors.xero.oauth import OrganisationChanged, TokenSet, XeroOAuth, XeroOrganisation
 from connectors.xero.settings import XeroSettings
 from store.connections import TokenCipher
 from streams.app import app
@@ -207,7 +207,11 @@ async def _store_connection(tenant_id: str, organisation: XeroOrganisation, toke
         with flow.sessions.begin() as session:  # type: ignore[union-attr]
             flow.store_connection(session, tenant_id, organisation, tokens)
 
-    await asyncio.to_thread(work)
+    try:
+        await asyncio.to_thread(work)
+    except OrganisationChanged as exc:
+        log.warning("xero: refused connecting tenant %s: %s", tenant_id, exc)
+        return _page("Not connected", f"<p>{html.escape(str(exc))}</p>", status=409)
     log.info("xero: tenant %s connected to organisation %s", tenant_id, organisation.organisation_id)
     name = html.escape(organisation.name or organisation.organisation_id)
     return _page(
